@@ -1,0 +1,80 @@
+# rbk: build, test and install.
+#   make            build/rbk and build/plugins/rbk-<name>.so
+#   make test       every test, under AddressSanitizer and UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make deps       install the Debian build and test dependencies
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+
+LIBS     := yaml-0.1 libpcre2-8 jansson
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror
+CFLAGS   ?= -O2 -g
+PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson)
+ALL_CFLAGS  = $(CSTD) $(WARN) $(CFLAGS) -Iengine/src -Iengine/include $(PKG_CFLAGS) -DRBK_VERSION='"$(VERSION)"'
+LDLIBS   := $(PKG_LIBS) -lm
+
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+ENGINE_SRC := $(wildcard engine/src/*.c)
+LIB_SRC    := $(filter-out engine/src/main.c,$(ENGINE_SRC))
+OBJ        := $(ENGINE_SRC:engine/src/%.c=build/obj/%.o)
+SAN_OBJ    := $(ENGINE_SRC:engine/src/%.c=build/san/%.o)
+SAN_LIB    := $(LIB_SRC:engine/src/%.c=build/san/%.o)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
+PLUGINS    := $(notdir $(wildcard plugins/*))
+PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
+
+.PHONY: all test unit install deps clean check-header
+all: build/rbk $(PLUGIN_SO)
+
+build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+build/rbk: $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/plugins/rbk-%.so: plugins/%/*.c engine/include/rbk/plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+
+# The test build: the same sources under ASan and UBSan.
+build/san/%.o: engine/src/%.c $(wildcard engine/src/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c $< -o $@
+
+build/san/rbk: $(SAN_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_LIB) $(LDLIBS)
+
+test: build/san/rbk $(UNIT_BIN) all
+	@python3 tests/run --rbk build/san/rbk --units build/san/tests
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/rbk/plugins \
+	  $(DESTDIR)$(PREFIX)/include/rbk $(DESTDIR)$(PREFIX)/share/doc/rbk \
+	  $(DESTDIR)$(PREFIX)/share/rbk/schemas
+	install -m 755 build/rbk $(DESTDIR)$(PREFIX)/bin/rbk
+	$(if $(PLUGIN_SO),install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/rbk/plugins/)
+	$(if $(wildcard engine/include/rbk/*.h),install -m 644 engine/include/rbk/*.h $(DESTDIR)$(PREFIX)/include/rbk/)
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/rbk/
+	cp -R docs/. $(DESTDIR)$(PREFIX)/share/doc/rbk/
+	install -m 644 schemas/* $(DESTDIR)$(PREFIX)/share/rbk/schemas/
+
+DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
+  libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)
+
+clean:
+	rm -rf build

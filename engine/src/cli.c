@@ -1,0 +1,76 @@
+/* cli: shared command helpers. */
+#include "cli.h"
+#include "exitcode.h"
+#include "mem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *rbk_cli_search_path(void)
+{
+	const char *p = getenv("RBK_PATH");
+	return p && *p ? p : "./runbooks";
+}
+
+char *rbk_cli_call_path(const char *file)
+{
+	const char *slash = strrchr(file, '/');
+	if (!slash)
+		return rbk_xasprintf(".:%s", rbk_cli_search_path());
+	return rbk_xasprintf("%.*s:%s", (int)(slash - file), slash == file ? "/" : file,
+			     rbk_cli_search_path());
+}
+
+static bool looks_like_file(const char *s)
+{
+	size_t n = strlen(s);
+	return strchr(s, '/') || (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
+}
+
+int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d)
+{
+	memset(out, 0, sizeof *out);
+	if (looks_like_file(name_or_file))
+		out->path = rbk_xstrdup(name_or_file);
+	else if (!(out->path = rbk_check_find_runbook(rbk_cli_search_path(), name_or_file))) {
+		rbk_diag_error(d, "rbk", 0, 0, "no runbook named '%s' on the path %s (set RBK_PATH, or give a file)",
+			       name_or_file, rbk_cli_search_path());
+		return -1;
+	}
+	if (rbk_load_file(&out->doc, out->path, d) < 0 || rbk_model_build(&out->rb, out->doc, d) < 0) {
+		rbk_cli_runbook_free(out);
+		return -1;
+	}
+	if (check) {
+		char *sp = rbk_cli_call_path(out->path);
+		rbk_check_opts opts = {.search_path = sp, .actions = NULL};
+		int n = rbk_check(out->rb, &opts, d);
+		rbk_free(sp);
+		if (n) {
+			rbk_cli_runbook_free(out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void rbk_cli_runbook_free(rbk_cli_runbook *r)
+{
+	rbk_model_free(r->rb);
+	rbk_doc_free(r->doc);
+	rbk_free(r->path);
+	memset(r, 0, sizeof *r);
+}
+
+int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("rbk: error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: rbk %s %s\n", cmd->name, cmd->usage);
+	return RBK_EXIT_BADINPUT;
+}

@@ -1,0 +1,43 @@
+/* cli: the command table and what commands share (loading a runbook by
+ * name or file, option parsing helpers). One file per command: cmd_*.c. */
+#ifndef RBK_CLI_H
+#define RBK_CLI_H
+
+#include <stdbool.h>
+
+#include "check.h"
+#include "diag.h"
+#include "load.h"
+#include "model.h"
+
+typedef struct {
+	const char *name;
+	const char *usage;   /* after "rbk NAME " */
+	const char *summary; /* one line for `rbk help` */
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} rbk_cmd;
+
+extern const rbk_cmd rbk_cmd_validate;
+extern const rbk_cmd rbk_cmd_graph;
+
+/* A loaded runbook: the document, its model and where it was found. */
+typedef struct {
+	rbk_doc *doc;
+	rbk_runbook *rb;
+	char *path;
+} rbk_cli_runbook;
+
+/* The runbook search path: $RBK_PATH, default "./runbooks". Borrowed. */
+const char *rbk_cli_search_path(void);
+/* The search path for calls made from file: its own directory first. Caller frees. */
+char *rbk_cli_call_path(const char *file);
+/* Load NAME (found on the search path) or FILE (contains '/' or ends in
+ * .yaml/.yml), build and check it. check: run the semantic checks too.
+ * Returns 0, or -1 with errors in d. */
+int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d);
+void rbk_cli_runbook_free(rbk_cli_runbook *r);
+
+/* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
+int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
