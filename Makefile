@@ -16,7 +16,7 @@ CFLAGS   ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson)
 ALL_CFLAGS  = $(CSTD) $(WARN) $(CFLAGS) -Iengine/src -Iengine/include $(PKG_CFLAGS) -DRBK_VERSION='"$(VERSION)"'
-LDLIBS   := $(PKG_LIBS) -lm
+LDLIBS   := $(PKG_LIBS) -lm -ldl
 
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -42,7 +42,7 @@ build/rbk: $(OBJ)
 
 build/plugins/rbk-%.so: plugins/%/*.c engine/include/rbk/plugin.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Iengine/include -fPIC -shared -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
 
 # The test build: the same sources under ASan and UBSan.
 build/san/%.o: engine/src/%.c $(wildcard engine/src/*.h)

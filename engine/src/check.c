@@ -200,8 +200,15 @@ static void check_action(checker *c, const rbk_call_spec *cs)
 	if (!a || !cs->action)
 		return;
 	if (!a->has_action(a->ctx, cs->action)) {
-		error_at(c, cs->pos, "unknown action '%s' (no loaded plugin provides it; see 'rbk plugins')",
-			 cs->action);
+		char plugin[128];
+		snprintf(plugin, sizeof plugin, "%.*s", (int)strcspn(cs->action, "."), cs->action);
+		bool loaded = !a->has_plugin || a->has_plugin(a->ctx, plugin);
+		const char *hint = a->suggest ? a->suggest(a->ctx, loaded ? cs->action : plugin, !loaded) : NULL;
+		if (loaded)
+			error_at(c, cs->pos, "unknown action '%s'%s%s%s (see 'rbk plugins')", cs->action,
+				 hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+		else if (hint)
+			error_at(c, cs->pos, "no plugin '%s' is loaded (did you mean '%s'?)", plugin, hint);
 		return;
 	}
 	int before = (int)c->d->n;

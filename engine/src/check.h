@@ -20,6 +20,13 @@ typedef struct {
 			     const rbk_pos *where, rbk_diag *d);
 	/* 1 when the action declares output name (or declares none). */
 	int (*has_output)(void *ctx, const char *action, const char *name);
+	/* 1 when a plugin of this name is loaded. NULL: every plugin is
+	 * considered loaded, so any unknown action is an error. Actions of a
+	 * plugin that is not loaded are not checked (a typo of a loaded
+	 * plugin's name still is). */
+	int (*has_plugin)(void *ctx, const char *plugin);
+	/* The closest known action ("shell.exec") or plugin name, or NULL. */
+	const char *(*suggest)(void *ctx, const char *word, int plugin_names);
 } rbk_check_actions;
 
 typedef struct {

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "exitcode.h"
 #include "mem.h"
+#include "registry.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,7 +46,9 @@ int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk
 	}
 	if (check) {
 		char *sp = rbk_cli_call_path(out->path);
-		rbk_check_opts opts = {.search_path = sp, .actions = NULL};
+		rbk_registry *reg = rbk_cli_registry();
+		rbk_check_actions acts = rbk_reg_checker(reg);
+		rbk_check_opts opts = {.search_path = sp, .actions = &acts};
 		int n = rbk_check(out->rb, &opts, d);
 		rbk_free(sp);
 		if (n) {
@@ -62,6 +65,25 @@ void rbk_cli_runbook_free(rbk_cli_runbook *r)
 	rbk_doc_free(r->doc);
 	rbk_free(r->path);
 	memset(r, 0, sizeof *r);
+}
+
+static rbk_registry *registry;
+
+static void free_registry(void) { rbk_reg_free(registry); }
+
+rbk_registry *rbk_cli_registry(void)
+{
+	if (registry)
+		return registry;
+	char *path = rbk_reg_default_path();
+	rbk_diag d = {0};
+	rbk_reg_load(&registry, path, &d);
+	/* A refused plugin is reported, and its actions are then unknown. */
+	rbk_diag_print(&d, stderr);
+	rbk_diag_free(&d);
+	rbk_free(path);
+	atexit(free_registry);
+	return registry;
 }
 
 int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...)

@@ -19,6 +19,7 @@ typedef struct {
 
 extern const rbk_cmd rbk_cmd_validate;
 extern const rbk_cmd rbk_cmd_graph;
+extern const rbk_cmd rbk_cmd_plugins;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {
@@ -36,6 +37,11 @@ char *rbk_cli_call_path(const char *file);
  * Returns 0, or -1 with errors in d. */
 int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d);
 void rbk_cli_runbook_free(rbk_cli_runbook *r);
+
+/* The plugins on the plugin path, loaded once per process (refusals are
+ * printed to stderr). Freed at exit. */
+struct rbk_registry;
+struct rbk_registry *rbk_cli_registry(void);
 
 /* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
 int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

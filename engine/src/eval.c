@@ -604,8 +604,9 @@ static int fn_capture(fn_ctx *c, rbk_val *out, rbk_err *err)
 	int m = rbk_re_match(re, c->argv[0].u.s.s, c->argv[0].u.s.len, (int)n->u.i, &s, &len, err);
 	rbk_re_free(owned);
 	if (m < 0) {
-		err->pos = arg_pos(c, 1);
-		return -1;
+		char why[sizeof err->msg];
+		memcpy(why, err->msg, sizeof why);
+		return fail(err, arg_pos(c, 1), "capture(): %.400s", why);
 	}
 	if (m == 0 || !s) {
 		*out = rbk_val_null();
@@ -635,9 +636,14 @@ static int fn_age(fn_ctx *c, rbk_val *out, rbk_err *err)
 	if (need_str(c, 0, err) < 0)
 		return -1;
 	struct stat st;
-	if (stat(c->argv[0].u.s.s, &st) != 0)
+	if (stat(c->argv[0].u.s.s, &st) != 0) {
+		char why[128];
+		snprintf(why, sizeof why, "%s", strerror(errno));
+		if (why[0] >= 'A' && why[0] <= 'Z') /* our messages are lowercase */
+			why[0] = (char)(why[0] - 'A' + 'a');
 		return fail(err, arg_pos(c, 0), "age(): cannot stat '%s': %s", c->argv[0].u.s.s,
-			    strerror(errno));
+			    why);
+	}
 	*out = rbk_val_int(now_seconds(c->env) - (int64_t)st.st_mtime);
 	return 0;
 }

@@ -9,7 +9,7 @@
 #define RBK_VERSION "0.1.0"
 #endif
 
-static const rbk_cmd *const commands[] = {&rbk_cmd_validate, &rbk_cmd_graph, NULL};
+static const rbk_cmd *const commands[] = {&rbk_cmd_validate, &rbk_cmd_graph, &rbk_cmd_plugins, NULL};
 
 static void usage(FILE *to)
 {

@@ -1,6 +1,7 @@
 /* model: document tree -> runbook model, reporting every structural error. */
 #include "model.h"
 #include "mem.h"
+#include "suggest.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,41 +68,12 @@ void rbk_model_duration_text(int64_t ms, char *buf, size_t size)
 	snprintf(buf, size, "%lldms", (long long)ms);
 }
 
-/* Levenshtein distance, for "did you mean" hints on unknown keys. */
-static size_t distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 40 || lb > 40)
-		return 99;
-	size_t row[41];
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t prev = row[0];
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cur = row[j];
-			size_t sub = prev + (a[i - 1] != b[j - 1]);
-			size_t del = row[j] + 1, ins = row[j - 1] + 1;
-			row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-			prev = cur;
-		}
-	}
-	return row[lb];
-}
-
 static const char *closest(const char *word, const char *const *allowed)
 {
-	const char *best = NULL;
-	size_t bd = 3;
-	for (size_t i = 0; allowed[i]; i++) {
-		size_t dd = distance(word, allowed[i]);
-		if (dd < bd) {
-			bd = dd;
-			best = allowed[i];
-		}
-	}
-	return best;
+	size_t n = 0;
+	while (allowed[n])
+		n++;
+	return rbk_suggest(word, allowed, n);
 }
 
 static bool in_list(const char *word, const char *const *list)

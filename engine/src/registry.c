@@ -1,0 +1,497 @@
+/* registry: dlopen plugins, check their ABI, serve their actions. */
+#include "registry.h"
+#include "mem.h"
+#include "model.h"
+#include "regex.h"
+#include "suggest.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+	void *handle;
+	char *file;
+	const rbk_plugin *plugin;
+} loaded;
+
+struct rbk_registry {
+	loaded *plugins;
+	size_t nplugins;
+	rbk_reg_action *actions;
+	size_t nactions;
+};
+
+const char *rbk_reg_type_name(rbk_type t)
+{
+	static const char *const names[] = {"any", "string", "int", "number", "bool", "duration", "list", "map", "null"};
+	return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
+}
+
+char *rbk_reg_default_path(void)
+{
+	const char *env = getenv("RBK_PLUGIN_PATH");
+	if (env && *env)
+		return rbk_xstrdup(env);
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return rbk_xstrdup("./plugins");
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	return rbk_xasprintf("%s/plugins:%s/../plugins:%s/../lib/rbk/plugins", exe, exe, exe);
+}
+
+rbk_registry *rbk_reg_new(void) { return rbk_xcalloc(1, sizeof(rbk_registry)); }
+
+static bool name_ok(const char *s)
+{
+	if (!s || !(*s >= 'a' && *s <= 'z'))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+/* Refuse a plugin: report, unload, return -1. */
+static int refuse(rbk_diag *d, const char *file, void *handle, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int refuse(rbk_diag *d, const char *file, void *handle, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	rbk_diag_error(d, file, 0, 0, "plugin refused: %s", msg);
+	if (handle)
+		dlclose(handle);
+	return -1;
+}
+
+int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
+{
+	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return refuse(d, file, NULL, "cannot load: %s", dlerror());
+	const rbk_plugin_abi_info *abi = dlsym(h, RBK_PLUGIN_ABI_SYMBOL);
+	if (!abi)
+		return refuse(d, file, h, "no %s symbol (define it with RBK_PLUGIN_DECLARE())", RBK_PLUGIN_ABI_SYMBOL);
+	if (abi->abi_major != RBK_PLUGIN_ABI_MAJOR)
+		return refuse(d, file, h, "built for plugin ABI %u.%u, this rbk speaks %d.%d", abi->abi_major,
+			      abi->abi_minor, RBK_PLUGIN_ABI_MAJOR, RBK_PLUGIN_ABI_MINOR);
+	if (abi->plugin_size != sizeof(rbk_plugin) || abi->action_size != sizeof(rbk_action) ||
+	    abi->param_size != sizeof(rbk_param_decl) || abi->output_size != sizeof(rbk_output_decl) ||
+	    abi->value_size != sizeof(rbk_value))
+		return refuse(d, file, h, "struct sizes differ from this rbk's (plugin.h mismatch; rebuild the plugin)");
+	rbk_plugin_init_fn init;
+	*(void **)&init = dlsym(h, RBK_PLUGIN_INIT_SYMBOL);
+	if (!init)
+		return refuse(d, file, h, "no %s function", RBK_PLUGIN_INIT_SYMBOL);
+	const rbk_plugin *p = NULL;
+	int rc = init(rbk_reg_host(), &p);
+	if (rc != 0 || !p)
+		return refuse(d, file, h, "%s failed (returned %d)", RBK_PLUGIN_INIT_SYMBOL, rc);
+	if (!name_ok(p->name))
+		return refuse(d, file, h, "bad plugin name '%s' (use [a-z][a-z0-9_]*)", p->name ? p->name : "(null)");
+	for (size_t i = 0; i < p->action_count; i++) {
+		const rbk_action *a = &p->actions[i];
+		if (!name_ok(a->name) || !a->run || !a->params)
+			return refuse(d, file, h, "action %zu of plugin '%s' has a bad name, no run function or no param table",
+				      i, p->name);
+		char *full = rbk_xasprintf("%s.%s", p->name, a->name);
+		const rbk_reg_action *dup = rbk_reg_find(r, full);
+		bool twice = false;
+		for (size_t j = 0; j < i; j++)
+			twice |= !strcmp(p->actions[j].name, a->name);
+		if (dup || twice) {
+			int ret = refuse(d, file, h, "action '%s' is already provided by %s", full, dup ? dup->file : file);
+			rbk_free(full);
+			return ret;
+		}
+		rbk_free(full);
+	}
+	r->plugins = rbk_xrealloc(r->plugins, (r->nplugins + 1) * sizeof *r->plugins);
+	loaded *l = &r->plugins[r->nplugins++];
+	l->handle = h;
+	l->file = rbk_xstrdup(file);
+	l->plugin = p;
+	r->actions = rbk_xrealloc(r->actions, (r->nactions + p->action_count + 1) * sizeof *r->actions);
+	for (size_t i = 0; i < p->action_count; i++)
+		r->actions[r->nactions++] = (rbk_reg_action){p, &p->actions[i],
+							      rbk_xasprintf("%s.%s", p->name, p->actions[i].name), l->file};
+	return 0;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d)
+{
+	rbk_registry *r = rbk_reg_new();
+	int refused = 0;
+	char **seen = NULL; /* one file name per plugin: the first directory wins */
+	size_t nseen = 0;
+	for (const char *p = path; p && *p;) {
+		size_t n = strcspn(p, ":");
+		char *dir = rbk_xstrndup(p, n);
+		p += n + (p[n] == ':');
+		DIR *dh = opendir(dir);
+		if (!dh) {
+			rbk_free(dir);
+			continue;
+		}
+		char **names = NULL;
+		size_t count = 0;
+		struct dirent *e;
+		while ((e = readdir(dh))) {
+			size_t l = strlen(e->d_name);
+			if (strncmp(e->d_name, "rbk-", 4) || l < 7 || strcmp(e->d_name + l - 3, ".so"))
+				continue;
+			names = rbk_xrealloc(names, (count + 1) * sizeof *names);
+			names[count++] = rbk_xstrdup(e->d_name);
+		}
+		closedir(dh);
+		qsort(names, count, sizeof *names, by_name); /* load order must not depend on the file system */
+		for (size_t i = 0; i < count; i++) {
+			bool dup = false;
+			for (size_t j = 0; j < nseen; j++)
+				dup |= !strcmp(seen[j], names[i]);
+			if (!dup) {
+				char *file = rbk_xasprintf("%s/%s", dir, names[i]);
+				refused += rbk_reg_load_file(r, file, d) < 0;
+				rbk_free(file);
+				seen = rbk_xrealloc(seen, (nseen + 1) * sizeof *seen);
+				seen[nseen++] = names[i];
+			} else
+				rbk_free(names[i]);
+		}
+		rbk_free(names);
+		rbk_free(dir);
+	}
+	for (size_t j = 0; j < nseen; j++)
+		rbk_free(seen[j]);
+	rbk_free(seen);
+	*out = r;
+	return refused;
+}
+
+void rbk_reg_free(rbk_registry *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nactions; i++)
+		rbk_free(r->actions[i].full_name);
+	for (size_t i = 0; i < r->nplugins; i++) {
+		dlclose(r->plugins[i].handle);
+		rbk_free(r->plugins[i].file);
+	}
+	rbk_free(r->actions);
+	rbk_free(r->plugins);
+	rbk_free(r);
+}
+
+size_t rbk_reg_count(const rbk_registry *r) { return r->nactions; }
+const rbk_reg_action *rbk_reg_at(const rbk_registry *r, size_t i) { return i < r->nactions ? &r->actions[i] : NULL; }
+
+const rbk_reg_action *rbk_reg_find(const rbk_registry *r, const char *full_name)
+{
+	for (size_t i = 0; i < r->nactions; i++)
+		if (!strcmp(r->actions[i].full_name, full_name))
+			return &r->actions[i];
+	return NULL;
+}
+
+/* ---- the checker's view ---- */
+
+static int has_action(void *ctx, const char *action) { return rbk_reg_find(ctx, action) != NULL; }
+
+static int has_output(void *ctx, const char *action, const char *name)
+{
+	const rbk_reg_action *a = rbk_reg_find(ctx, action);
+	if (!a || !a->action->outputs)
+		return 1;
+	for (const rbk_output_decl *o = a->action->outputs; o->name; o++)
+		if (!strcmp(o->name, name))
+			return 1;
+	return 0;
+}
+
+/* A string that renders at run time cannot be type-checked now. */
+static bool templated(const rbk_node *n) { return n->t == RBK_N_STR && strstr(n->text, "{{"); }
+
+static bool fits(rbk_type t, const rbk_node *n)
+{
+	switch (t) {
+	case RBK_TYPE_ANY: return true;
+	case RBK_TYPE_STRING: return n->t == RBK_N_STR;
+	case RBK_TYPE_INT: return n->t == RBK_N_INT;
+	case RBK_TYPE_NUMBER: return n->t == RBK_N_INT || n->t == RBK_N_NUM;
+	case RBK_TYPE_BOOL: return n->t == RBK_N_BOOL;
+	case RBK_TYPE_DURATION: return n->t == RBK_N_STR && rbk_model_duration(n->text) >= 0;
+	case RBK_TYPE_LIST: return n->t == RBK_N_SEQ;
+	case RBK_TYPE_MAP: return n->t == RBK_N_MAP;
+	case RBK_TYPE_NULL: return n->t == RBK_N_NULL;
+	}
+	return false;
+}
+
+static void check_params(void *ctx, const char *action, const rbk_node *with, const char *file,
+			 const rbk_pos *where, rbk_diag *d)
+{
+	const rbk_reg_action *a = rbk_reg_find(ctx, action);
+	if (!a)
+		return;
+	const rbk_param_decl *decl = a->action->params;
+	size_t n = 0;
+	while (decl[n].name)
+		n++;
+	const char **names = rbk_xcalloc(n + 1, sizeof *names);
+	for (size_t i = 0; i < n; i++)
+		names[i] = decl[i].name;
+	for (size_t i = 0; with && i < with->count; i++) {
+		const rbk_node *k = with->keys[i], *v = with->vals[i];
+		const rbk_param_decl *p = NULL;
+		for (size_t j = 0; j < n && !p; j++)
+			if (!strcmp(decl[j].name, k->text))
+				p = &decl[j];
+		if (!p) {
+			const char *hint = rbk_suggest(k->text, names, n);
+			rbk_diag_error(d, file, k->line, k->col, "%s has no param '%s'%s%s%s", action, k->text,
+				       hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+			continue;
+		}
+		if (!templated(v) && !fits(p->type, v))
+			rbk_diag_error(d, file, v->line, v->col, "param '%s' of %s must be %s%s%s, not %s", p->name, action,
+				       p->type == RBK_TYPE_INT || p->type == RBK_TYPE_ANY ? "an " : "a ",
+				       rbk_reg_type_name(p->type), p->type == RBK_TYPE_DURATION ? " such as 30s" : "",
+				       rbk_node_type_name(v));
+	}
+	for (size_t j = 0; j < n; j++)
+		if (decl[j].required && !rbk_node_get(with, decl[j].name))
+			rbk_diag_error(d, file, where->line, where->col, "%s needs param '%s' (%s)", action, decl[j].name,
+				       rbk_reg_type_name(decl[j].type));
+	rbk_free(names);
+}
+
+static int has_plugin(void *ctx, const char *plugin)
+{
+	const rbk_registry *r = ctx;
+	for (size_t i = 0; i < r->nplugins; i++)
+		if (!strcmp(r->plugins[i].plugin->name, plugin))
+			return 1;
+	return 0;
+}
+
+static const char *suggest(void *ctx, const char *word, int plugin_names)
+{
+	const rbk_registry *r = ctx;
+	size_t n = plugin_names ? r->nplugins : r->nactions;
+	const char **names = rbk_xcalloc(n + 1, sizeof *names);
+	for (size_t i = 0; i < n; i++)
+		names[i] = plugin_names ? r->plugins[i].plugin->name : r->actions[i].full_name;
+	const char *best = rbk_suggest(word, names, n);
+	rbk_free(names);
+	return best;
+}
+
+rbk_check_actions rbk_reg_checker(rbk_registry *r)
+{
+	return (rbk_check_actions){r, has_action, check_params, has_output, has_plugin, suggest};
+}
+
+/* ---- values across the boundary ---- */
+
+static void to_value(const rbk_val *v, rbk_value *out)
+{
+	memset(out, 0, sizeof *out);
+	switch (v->t) {
+	case RBK_V_NULL: out->type = RBK_TYPE_NULL; break;
+	case RBK_V_BOOL: out->type = RBK_TYPE_BOOL; out->as.boolean = v->u.b; break;
+	case RBK_V_INT: out->type = RBK_TYPE_INT; out->as.i = v->u.i; break;
+	case RBK_V_NUM: out->type = RBK_TYPE_NUMBER; out->as.num = v->u.n; break;
+	case RBK_V_STR:
+		out->type = RBK_TYPE_STRING;
+		out->as.str.ptr = v->u.s.s;
+		out->as.str.len = v->u.s.len;
+		break;
+	case RBK_V_REGEX:
+		out->type = RBK_TYPE_STRING;
+		out->as.str.ptr = rbk_re_source(v->u.re);
+		out->as.str.len = strlen(out->as.str.ptr);
+		break;
+	case RBK_V_LIST: {
+		rbk_value *items = rbk_xcalloc(v->u.list.n ? v->u.list.n : 1, sizeof *items);
+		for (size_t i = 0; i < v->u.list.n; i++)
+			to_value(&v->u.list.items[i], &items[i]);
+		out->type = RBK_TYPE_LIST;
+		out->as.list.items = items;
+		out->as.list.count = v->u.list.n;
+		break;
+	}
+	case RBK_V_MAP: {
+		rbk_value *vals = rbk_xcalloc(v->u.map.n ? v->u.map.n : 1, sizeof *vals);
+		for (size_t i = 0; i < v->u.map.n; i++)
+			to_value(&v->u.map.vals[i], &vals[i]);
+		out->type = RBK_TYPE_MAP;
+		out->as.map.keys = (const char *const *)v->u.map.keys;
+		out->as.map.values = vals;
+		out->as.map.count = v->u.map.n;
+		break;
+	}
+	}
+}
+
+rbk_value *rbk_reg_args(const rbk_val *v)
+{
+	rbk_value *a = rbk_xmalloc(sizeof *a);
+	to_value(v, a);
+	return a;
+}
+
+static void free_inner(rbk_value *a)
+{
+	if (a->type == RBK_TYPE_LIST) {
+		for (size_t i = 0; i < a->as.list.count; i++)
+			free_inner((rbk_value *)&a->as.list.items[i]);
+		rbk_free((void *)a->as.list.items);
+	} else if (a->type == RBK_TYPE_MAP) {
+		for (size_t i = 0; i < a->as.map.count; i++)
+			free_inner((rbk_value *)&a->as.map.values[i]);
+		rbk_free((void *)a->as.map.values);
+	}
+}
+
+void rbk_reg_args_free(rbk_value *a)
+{
+	if (!a)
+		return;
+	free_inner(a);
+	rbk_free(a);
+}
+
+rbk_val rbk_reg_from_value(const rbk_value *v)
+{
+	if (!v)
+		return rbk_val_null();
+	switch (v->type) {
+	case RBK_TYPE_STRING: return rbk_val_strn(v->as.str.ptr ? v->as.str.ptr : "", v->as.str.ptr ? v->as.str.len : 0);
+	case RBK_TYPE_INT:
+	case RBK_TYPE_DURATION: return rbk_val_int(v->as.i);
+	case RBK_TYPE_NUMBER: return rbk_val_num(v->as.num);
+	case RBK_TYPE_BOOL: return rbk_val_bool(v->as.boolean != 0);
+	case RBK_TYPE_LIST: {
+		rbk_val l = rbk_val_list();
+		for (size_t i = 0; i < v->as.list.count; i++)
+			rbk_val_list_push(&l, rbk_reg_from_value(&v->as.list.items[i]));
+		return l;
+	}
+	case RBK_TYPE_MAP: {
+		rbk_val m = rbk_val_map();
+		for (size_t i = 0; i < v->as.map.count; i++)
+			rbk_val_map_set(&m, v->as.map.keys[i], rbk_reg_from_value(&v->as.map.values[i]));
+		return m;
+	}
+	case RBK_TYPE_ANY:
+	case RBK_TYPE_NULL: break;
+	}
+	return rbk_val_null();
+}
+
+/* ---- host functions ---- */
+
+static void h_set_output(rbk_call *c, const char *name, const rbk_value *v)
+{
+	rbk_val_map_set(&c->outputs, name, rbk_reg_from_value(v));
+}
+
+static void h_set_output_string(rbk_call *c, const char *name, const char *s, size_t len)
+{
+	rbk_val_map_set(&c->outputs, name, rbk_val_strn(s ? s : "", s ? len : 0));
+}
+
+static void h_set_output_int(rbk_call *c, const char *name, int64_t v) { rbk_val_map_set(&c->outputs, name, rbk_val_int(v)); }
+static void h_set_output_bool(rbk_call *c, const char *name, int v) { rbk_val_map_set(&c->outputs, name, rbk_val_bool(v != 0)); }
+
+static void h_set_error(rbk_call *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char buf[2048];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	rbk_free(c->error);
+	c->error = rbk_xstrdup(buf);
+}
+
+static void h_log(rbk_call *c, int level, const char *fmt, ...)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	va_list ap;
+	va_start(ap, fmt);
+	char buf[2048];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	rbk_buf_printf(&c->log, "%s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], buf);
+}
+
+static const rbk_value *h_arg(const rbk_value *args, const char *name)
+{
+	if (!args || args->type != RBK_TYPE_MAP)
+		return NULL;
+	for (size_t i = 0; i < args->as.map.count; i++)
+		if (!strcmp(args->as.map.keys[i], name))
+			return &args->as.map.values[i];
+	return NULL;
+}
+
+static const char *h_key(rbk_call *c) { return c->key ? c->key : ""; }
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t h_time_left(rbk_call *c)
+{
+	if (c->deadline_ms < 0)
+		return -1;
+	int64_t left = c->deadline_ms - now_ms();
+	return left > 0 ? left : 0;
+}
+
+static int h_dry_run(rbk_call *c) { return c->dry_run; }
+
+const rbk_host *rbk_reg_host(void)
+{
+	static const rbk_host host = {RBK_PLUGIN_ABI_MAJOR, RBK_PLUGIN_ABI_MINOR, sizeof(rbk_host), h_set_output,
+				      h_set_output_string, h_set_output_int, h_set_output_bool, h_set_error, h_log,
+				      h_arg, h_key, h_time_left, h_dry_run};
+	return &host;
+}
+
+void rbk_reg_call_init(rbk_call *c, const char *key, int64_t deadline_ms, int dry_run)
+{
+	memset(c, 0, sizeof *c);
+	c->outputs = rbk_val_map();
+	c->key = key;
+	c->deadline_ms = deadline_ms;
+	c->dry_run = dry_run;
+}
+
+void rbk_reg_call_free(rbk_call *c)
+{
+	rbk_val_free(&c->outputs);
+	rbk_free(c->error);
+	rbk_buf_free(&c->log);
+}

@@ -1,0 +1,62 @@
+/* registry: the plugins loaded with dlopen and the actions they provide.
+ *
+ * Loading reads rbk_plugin_abi before calling anything in the plugin and
+ * refuses, with a message naming the file, a plugin without the symbols,
+ * of another ABI major, with unexpected struct sizes, whose init fails, or
+ * that declares an action name already taken. */
+#ifndef RBK_REGISTRY_H
+#define RBK_REGISTRY_H
+
+#include <rbk/plugin.h>
+
+#include "check.h"
+#include "diag.h"
+#include "value.h"
+
+typedef struct rbk_registry rbk_registry;
+
+typedef struct {
+	const rbk_plugin *plugin;
+	const rbk_action *action;
+	char *full_name; /* "shell.exec" */
+	const char *file;
+} rbk_reg_action;
+
+/* The plugin search path: $RBK_PLUGIN_PATH, else the plugins directories
+ * next to the executable (DIR/plugins, DIR/../plugins, DIR/../lib/rbk/plugins). Caller frees. */
+char *rbk_reg_default_path(void);
+/* Load every rbk-*.so in the ':'-separated path. Refused plugins are
+ * reported in d and skipped; returns the number refused. */
+int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d);
+/* Load one file (tests, `rbk plugins FILE`). Returns 0 or -1 with d. */
+int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d);
+rbk_registry *rbk_reg_new(void);
+void rbk_reg_free(rbk_registry *r);
+
+size_t rbk_reg_count(const rbk_registry *r);
+const rbk_reg_action *rbk_reg_at(const rbk_registry *r, size_t i);
+const rbk_reg_action *rbk_reg_find(const rbk_registry *r, const char *full_name);
+/* The checker's view of the registry (valid while r lives). */
+rbk_check_actions rbk_reg_checker(rbk_registry *r);
+const char *rbk_reg_type_name(rbk_type t);
+
+/* A call being served: what host functions write into. */
+struct rbk_call {
+	rbk_val outputs; /* map */
+	char *error;
+	rbk_buf log;
+	const char *key;
+	int64_t deadline_ms; /* monotonic ms; -1 none */
+	int dry_run;
+};
+
+const rbk_host *rbk_reg_host(void);
+void rbk_reg_call_init(rbk_call *c, const char *key, int64_t deadline_ms, int dry_run);
+void rbk_reg_call_free(rbk_call *c);
+/* rbk_val (a map of rendered params) <-> the plugin's rbk_value tree.
+ * The tree borrows strings from v and is freed with rbk_reg_args_free. */
+rbk_value *rbk_reg_args(const rbk_val *v);
+void rbk_reg_args_free(rbk_value *a);
+rbk_val rbk_reg_from_value(const rbk_value *v);
+
+#endif

@@ -1,0 +1,336 @@
+/* rbk-shell: the shell.exec action.
+ *
+ * argv runs a program directly (no shell ever parses its arguments); script
+ * runs /bin/sh -c. The child gets its own process group so that a timeout
+ * kills everything it started, not just the first process. */
+#include <rbk/plugin.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+RBK_PLUGIN_DECLARE();
+
+static const rbk_host *host;
+
+#define DEFAULT_MAX_OUTPUT (1024 * 1024)
+#define KILL_GRACE_MS 2000
+
+typedef struct {
+	char *buf;
+	size_t len, cap, limit, dropped;
+} capture;
+
+static void cap_add(capture *c, const char *s, size_t n)
+{
+	size_t room = c->limit > c->len ? c->limit - c->len : 0;
+	size_t take = n < room ? n : room;
+	c->dropped += n - take;
+	if (!take)
+		return;
+	if (c->len + take + 1 > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		while (cap < c->len + take + 1)
+			cap *= 2;
+		char *nb = realloc(c->buf, cap);
+		if (!nb) {
+			c->dropped += take;
+			return;
+		}
+		c->buf = nb;
+		c->cap = cap;
+	}
+	memcpy(c->buf + c->len, s, take);
+	c->len += take;
+	c->buf[c->len] = '\0';
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *str_arg(const rbk_value *args, const char *name)
+{
+	const rbk_value *v = host->arg(args, name);
+	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
+}
+
+/* In the child: never returns. */
+static void child(const rbk_value *args, int in, int out, int err, char **argvv)
+{
+	setpgid(0, 0);
+	dup2(in, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+	signal(SIGPIPE, SIG_DFL);
+	const rbk_value *env = host->arg(args, "env");
+	for (size_t i = 0; env && env->type == RBK_TYPE_MAP && i < env->as.map.count; i++) {
+		const rbk_value *v = &env->as.map.values[i];
+		char num[64];
+		const char *s = v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
+		if (v->type == RBK_TYPE_INT) {
+			snprintf(num, sizeof num, "%lld", (long long)v->as.i);
+			s = num;
+		} else if (v->type == RBK_TYPE_BOOL)
+			s = v->as.boolean ? "true" : "false";
+		if (s)
+			setenv(env->as.map.keys[i], s, 1);
+	}
+	const char *cwd = str_arg(args, "cwd");
+	if (cwd && chdir(cwd) != 0) {
+		fprintf(stderr, "cannot change directory to %s: %s\n", cwd, strerror(errno));
+		_exit(126);
+	}
+	execvp(argvv[0], argvv);
+	fprintf(stderr, "cannot run %s: %s\n", argvv[0], strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+static char **build_argv(rbk_call *call, const rbk_value *args)
+{
+	const rbk_value *av = host->arg(args, "argv");
+	const char *script = str_arg(args, "script");
+	if ((av != NULL) == (script != NULL)) {
+		host->set_error(call, "shell.exec needs exactly one of 'argv' and 'script'");
+		return NULL;
+	}
+	if (script) {
+		char **v = calloc(4, sizeof *v);
+		if (!v)
+			return NULL;
+		v[0] = (char *)"/bin/sh";
+		v[1] = (char *)"-c";
+		v[2] = (char *)script;
+		return v;
+	}
+	if (av->type != RBK_TYPE_LIST || av->as.list.count == 0) {
+		host->set_error(call, "'argv' must be a non-empty list");
+		return NULL;
+	}
+	char **v = calloc(av->as.list.count + 1, sizeof *v);
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < av->as.list.count; i++) {
+		const rbk_value *it = &av->as.list.items[i];
+		if (it->type != RBK_TYPE_STRING) {
+			host->set_error(call, "argv[%zu] must be a string (quote numbers in YAML)", i);
+			free(v);
+			return NULL;
+		}
+		v[i] = (char *)it->as.str.ptr;
+	}
+	return v;
+}
+
+static void mark_truncated(rbk_call *call, const char *name, capture *c)
+{
+	char out[64];
+	snprintf(out, sizeof out, "%s_truncated", name);
+	host->set_output_bool(call, out, c->dropped > 0);
+	if (c->dropped) {
+		char note[96];
+		int n = snprintf(note, sizeof note, "\n[rbk: %zu more bytes not captured]\n", c->dropped);
+		size_t keep = c->limit;
+		c->limit += (size_t)n;
+		c->dropped = 0;
+		cap_add(c, note, (size_t)n);
+		c->limit = keep;
+	}
+	host->set_output_string(call, name, c->buf ? c->buf : "", c->len);
+}
+
+static int exec_run(rbk_call *call, const rbk_value *args)
+{
+	char **argvv = build_argv(call, args);
+	if (!argvv)
+		return 1;
+	const rbk_value *t = host->arg(args, "timeout"), *mo = host->arg(args, "max_output");
+	int64_t timeout = t ? t->as.i : -1, left = host->time_left_ms(call);
+	if (left >= 0 && (timeout < 0 || left < timeout))
+		timeout = left;
+	size_t limit = mo && mo->type == RBK_TYPE_INT && mo->as.i >= 0 ? (size_t)mo->as.i : DEFAULT_MAX_OUTPUT;
+	const char *in_text = str_arg(args, "stdin");
+
+	int pin[2], pout[2], perr[2];
+	if (pipe(pin) || pipe(pout) || pipe(perr)) {
+		host->set_error(call, "pipe: %s", strerror(errno));
+		free(argvv);
+		return 1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		host->set_error(call, "fork: %s", strerror(errno));
+		free(argvv);
+		return 1;
+	}
+	if (pid == 0)
+		child(args, pin[0], pout[1], perr[1], argvv);
+	setpgid(pid, pid); /* also in the parent: no race with an early kill */
+	free(argvv);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	signal(SIGPIPE, SIG_IGN);
+	fcntl(pin[1], F_SETFL, O_NONBLOCK);
+
+	capture out = {.limit = limit}, err = {.limit = limit};
+	size_t in_len = in_text ? strlen(in_text) : 0, in_off = 0;
+	if (!in_len) {
+		close(pin[1]);
+		pin[1] = -1;
+	}
+	int64_t start = now_ms(), kill_at = timeout >= 0 ? start + timeout : -1;
+	int timed_out = 0, open_fds = 2;
+	while (open_fds > 0 || pin[1] >= 0) {
+		struct pollfd fds[3] = {{pout[0], POLLIN, 0}, {perr[0], POLLIN, 0}, {pin[1], POLLOUT, 0}};
+		int wait = -1;
+		if (kill_at >= 0) {
+			int64_t now = now_ms();
+			if (now >= kill_at) {
+				if (!timed_out) {
+					timed_out = 1;
+					kill(-pid, SIGTERM);
+					kill_at = now + KILL_GRACE_MS;
+				} else {
+					kill(-pid, SIGKILL);
+					kill_at = -1;
+				}
+				continue;
+			}
+			wait = (int)(kill_at - now);
+		}
+		int r = poll(fds, 3, wait);
+		if (r < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			char buf[8192];
+			ssize_t n = read(fds[i].fd, buf, sizeof buf);
+			if (n > 0)
+				cap_add(i == 0 ? &out : &err, buf, (size_t)n);
+			else if (n == 0 || errno != EINTR) {
+				close(fds[i].fd);
+				if (i == 0)
+					pout[0] = -1;
+				else
+					perr[0] = -1;
+				open_fds--;
+			}
+		}
+		if (pin[1] >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t n = write(pin[1], in_text + in_off, in_len - in_off);
+			if (n > 0)
+				in_off += (size_t)n;
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				in_off = in_len;
+			if (in_off >= in_len) {
+				close(pin[1]);
+				pin[1] = -1;
+			}
+		}
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	kill(-pid, SIGKILL); /* leftovers of the group, if any outlived their parent */
+
+	mark_truncated(call, "stdout", &out);
+	mark_truncated(call, "stderr", &err);
+	free(out.buf);
+	free(err.buf);
+	host->set_output_int(call, "duration_ms", now_ms() - start);
+	if (timed_out) {
+		host->set_output_int(call, "exit_code", -1);
+		host->set_error(call, "timed out after %lldms; process group killed", (long long)timeout);
+		return 1;
+	}
+	if (WIFSIGNALED(status)) {
+		host->set_output_int(call, "exit_code", 128 + WTERMSIG(status));
+		host->set_output_string(call, "signal", strsignal(WTERMSIG(status)), strlen(strsignal(WTERMSIG(status))));
+		host->set_error(call, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+		return 1;
+	}
+	int code = WEXITSTATUS(status);
+	host->set_output_int(call, "exit_code", code);
+	const rbk_value *ok = host->arg(args, "ok_exit_codes");
+	int accepted = code == 0;
+	if (ok && ok->type == RBK_TYPE_LIST) {
+		accepted = 0;
+		for (size_t i = 0; i < ok->as.list.count; i++)
+			accepted |= ok->as.list.items[i].type == RBK_TYPE_INT && ok->as.list.items[i].as.i == code;
+	}
+	if (!accepted) {
+		host->set_error(call, "exited with code %d", code);
+		return 1;
+	}
+	return 0;
+}
+
+static int exec_plan(rbk_call *call, const rbk_value *args)
+{
+	const rbk_value *av = host->arg(args, "argv");
+	const char *script = str_arg(args, "script");
+	if (script)
+		host->log(call, RBK_LOG_INFO, "would run /bin/sh -c %s", script);
+	else if (av && av->type == RBK_TYPE_LIST) {
+		char line[1024] = "";
+		for (size_t i = 0; i < av->as.list.count; i++)
+			if (av->as.list.items[i].type == RBK_TYPE_STRING) {
+				strncat(line, i ? " " : "", sizeof line - strlen(line) - 1);
+				strncat(line, av->as.list.items[i].as.str.ptr, sizeof line - strlen(line) - 1);
+			}
+		host->log(call, RBK_LOG_INFO, "would run %s", line);
+	}
+	return 0;
+}
+
+static const rbk_param_decl exec_params[] = {
+	{"argv", RBK_TYPE_LIST, 0, NULL, "program and arguments; no shell parses them"},
+	{"script", RBK_TYPE_STRING, 0, NULL, "a /bin/sh script; pass values through env, never templates"},
+	{"env", RBK_TYPE_MAP, 0, NULL, "extra environment variables"},
+	{"cwd", RBK_TYPE_STRING, 0, NULL, "working directory"},
+	{"stdin", RBK_TYPE_STRING, 0, NULL, "text written to the program's standard input"},
+	{"timeout", RBK_TYPE_DURATION, 0, "none", "kill the process group after this long"},
+	{"max_output", RBK_TYPE_INT, 0, "1048576", "bytes of stdout and of stderr kept; the rest is counted"},
+	{"ok_exit_codes", RBK_TYPE_LIST, 0, "[0]", "exit codes that count as success"},
+	{NULL, 0, 0, NULL, NULL}};
+
+static const rbk_output_decl exec_outputs[] = {
+	{"exit_code", RBK_TYPE_INT, "exit status (128+N when killed by signal N; -1 on timeout)"},
+	{"stdout", RBK_TYPE_STRING, "captured standard output"},
+	{"stderr", RBK_TYPE_STRING, "captured standard error"},
+	{"stdout_truncated", RBK_TYPE_BOOL, "true when stdout exceeded max_output"},
+	{"stderr_truncated", RBK_TYPE_BOOL, "true when stderr exceeded max_output"},
+	{"signal", RBK_TYPE_STRING, "the signal that killed the program, if any"},
+	{"duration_ms", RBK_TYPE_INT, "wall time of the program"},
+	{NULL, 0, NULL}};
+
+static const rbk_action actions[] = {
+	{"exec", "run a program (argv) or a /bin/sh script", exec_params, exec_outputs, 0, exec_run, exec_plan},
+};
+
+static const rbk_plugin plugin = {"shell", "1.0.0", actions, sizeof actions / sizeof *actions};
+
+int rbk_plugin_init(const rbk_host *h, const rbk_plugin **out);
+int rbk_plugin_init(const rbk_host *h, const rbk_plugin **out)
+{
+	if (h->abi_major != RBK_PLUGIN_ABI_MAJOR || h->struct_size < sizeof(rbk_host))
+		return -1;
+	host = h;
+	*out = &plugin;
+	return 0;
+}
