@@ -41,7 +41,7 @@ static int run(int argc, char **argv)
 			bad++;
 			rbk_diag_print(&d, stderr);
 		} else if (!quiet) {
-			printf("%s: ok (%zu states)\n", r.path, r.rb->nstates);
+			printf("%s: ok (%zu state%s)\n", r.path, r.rb->nstates, r.rb->nstates == 1 ? "" : "s");
 		}
 		rbk_cli_runbook_free(&r); /* zeroed by a failed load: freeing is a no-op */
 		rbk_diag_free(&d);

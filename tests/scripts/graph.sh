@@ -1,6 +1,6 @@
 #!/bin/bash
 # rbk graph: Graphviz accepts the DOT of every valid fixture and shipped runbook.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 cd "$RBK_ROOT"
 for f in tests/fixtures/valid/*.yaml runbooks/*.yaml; do
 	[ -e "$f" ] || continue

@@ -1,6 +1,6 @@
 #!/bin/bash
 # make install PREFIX DESTDIR puts the binary, plugins, header and docs in place.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 cd "$RBK_ROOT"
 out=$(make -s install PREFIX=/opt/rbk DESTDIR="$TMP/root" 2>&1) || { fail "make install" "$out"; exit 0; }
 P="$TMP/root/opt/rbk"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The plugin ABI: the public header alone, and the refusals of bad plugins.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 INC="$RBK_ROOT/engine/include"
 
 check "plugin.h compiles alone (-std=c11 -pedantic)" \
