@@ -1,6 +1,7 @@
 /* check: semantic checks over a built model. */
 #include "check.h"
 #include "cron.h"
+#include "load.h"
 #include "mem.h"
 #include "regex.h"
 #include "tz.h"
@@ -330,29 +331,107 @@ static void check_params(checker *c)
 	}
 }
 
+/* A literal value given to param p (a schedule's params, a call's with):
+ * its type, enum values, min and max, and pattern. Templates are checked
+ * when they render. */
+static void check_param_value(checker *c, const rbk_param *p, const rbk_node *v)
+{
+	static const char *const tn[] = {"a string", "an int", "a number", "a bool", "a duration such as 30s",
+					 "one of its values"};
+	if (v->t == RBK_N_STR && rbk_tmpl_has_expr(v->text))
+		return;
+	bool ok;
+	switch (p->type) {
+	case RBK_P_STRING: ok = v->t == RBK_N_STR; break;
+	case RBK_P_INT: ok = v->t == RBK_N_INT; break;
+	case RBK_P_NUMBER: ok = v->t == RBK_N_INT || v->t == RBK_N_NUM; break;
+	case RBK_P_BOOL: ok = v->t == RBK_N_BOOL; break;
+	case RBK_P_DURATION: ok = v->t == RBK_N_STR && rbk_model_duration(v->text) >= 0; break;
+	case RBK_P_ENUM:
+		ok = false;
+		for (size_t i = 0; v->t == RBK_N_STR && i < p->nvalues; i++)
+			ok |= !strcmp(p->values[i], v->text);
+		break;
+	default: ok = true;
+	}
+	rbk_pos at = {v->line, v->col};
+	if (!ok) {
+		if (v->t == RBK_N_STR)
+			error_at(c, at, "param '%s' must be %s, not '%s'", p->name, tn[p->type], v->text);
+		else
+			error_at(c, at, "param '%s' must be %s, not %s", p->name, tn[p->type], rbk_node_type_name(v));
+		return;
+	}
+	double x = v->t == RBK_N_INT ? (double)v->i : v->t == RBK_N_NUM ? v->n : 0;
+	if ((v->t == RBK_N_INT || v->t == RBK_N_NUM) && p->has_min && x < p->min)
+		error_at(c, at, "param '%s' must be at least %g, not %s", p->name, p->min, v->text);
+	if ((v->t == RBK_N_INT || v->t == RBK_N_NUM) && p->has_max && x > p->max)
+		error_at(c, at, "param '%s' must be at most %g, not %s", p->name, p->max, v->text);
+	if (p->pattern && v->t == RBK_N_STR) {
+		rbk_re *re = NULL;
+		rbk_err e = {0};
+		if (rbk_re_compile(&re, p->pattern, strlen(p->pattern), "", 1, &e) == 0 &&
+		    rbk_re_match(re, v->text, v->len, -1, NULL, NULL, &e) != 1)
+			error_at(c, at, "param '%s' does not match its pattern %s", p->name, p->pattern);
+		rbk_re_free(re);
+	}
+}
+
 static void check_schedules(checker *c)
 {
 	for (size_t i = 0; i < c->rb->nschedules; i++) {
 		const rbk_schedule *s = &c->rb->schedules[i];
 		rbk_cron cr;
 		rbk_err e = {0};
-		if (s->cron && rbk_cron_parse(&cr, s->cron, &e) < 0) {
-			rbk_pos p = s->pos;
-			p.col += e.pos > 0 ? e.pos : 0;
-			error_at(c, p, "bad cron expression '%s': %s", s->cron, e.msg);
-		}
+		if (s->cron && rbk_cron_parse(&cr, s->cron, &e) < 0)
+			error_at(c, rbk_model_place(s->cron_node, e.pos > 0 ? e.pos : 0), "bad cron expression '%s': %s",
+				 s->cron, e.msg);
 		if (s->timezone && !rbk_tz_valid(s->timezone))
 			error_at(c, s->tz_pos, "unknown time zone '%s' (an IANA name such as Europe/Lisbon)",
 				 s->timezone);
 		if (s->params) {
 			for (size_t j = 0; j < s->params->count; j++) {
 				const rbk_node *k = s->params->keys[j];
-				if (!rbk_model_param(c->rb, k->text))
+				const rbk_param *p = rbk_model_param(c->rb, k->text);
+				if (!p)
 					error_at(c, (rbk_pos){k->line, k->col},
 						 "schedule sets param '%s', which is not declared", k->text);
+				else
+					check_param_value(c, p, s->params->vals[j]);
 			}
 		}
 	}
+}
+
+/* A call's with against the child runbook's params. */
+static void check_call_params(checker *c, const rbk_state *st, const char *file)
+{
+	rbk_diag quiet = {0};
+	rbk_doc *doc = NULL;
+	rbk_runbook *child = NULL;
+	if (rbk_load_file(&doc, file, &quiet) < 0 || rbk_model_build(&child, doc, &quiet) < 0) {
+		error_at(c, st->act.pos, "call: runbook '%s' (%s) is not valid; run 'rbk validate %s'", st->act.action,
+			 file, file);
+	} else {
+		const rbk_node *with = st->act.with;
+		for (size_t i = 0; with && i < with->count; i++) {
+			const rbk_node *k = with->keys[i];
+			const rbk_param *p = rbk_model_param(child, k->text);
+			if (!p)
+				error_at(c, (rbk_pos){k->line, k->col}, "call: runbook '%s' has no param '%s'",
+					 st->act.action, k->text);
+			else
+				check_param_value(c, p, with->vals[i]);
+		}
+		for (size_t i = 0; i < child->nparams; i++) {
+			const rbk_param *p = &child->params[i];
+			if (p->required && !p->def && !p->env && !rbk_node_get(with, p->name))
+				error_at(c, st->act.pos, "call: runbook '%s' needs param '%s'", st->act.action, p->name);
+		}
+	}
+	rbk_model_free(child);
+	rbk_doc_free(doc);
+	rbk_diag_free(&quiet);
 }
 
 char *rbk_check_find_runbook(const char *search_path, const char *name)
@@ -401,6 +480,8 @@ static void check_state(checker *c, const rbk_state *st)
 				 sp ? sp : "no search path");
 		else if (!strcmp(st->act.action, c->rb->name ? c->rb->name : ""))
 			error_at(c, st->act.pos, "call: runbook '%s' calls itself", st->act.action);
+		else
+			check_call_params(c, st, f);
 		rbk_free(f);
 	}
 }

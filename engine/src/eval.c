@@ -15,11 +15,23 @@
  *   number. / always gives a number; division by zero is an error. % needs
  *   ints; modulo by zero is an error. Unary - needs a number.
  * - A guard's result must be a bool.
- * - Functions: int num str len lower upper trim contains starts_with
- *   ends_with json capture default now age (see the fn_* below).
- *   default(x, y) is y when x is null or x fails because a name does not
- *   exist (RBK_ERR_NONAME); any other error of x propagates.
- * - now() and age() read env->now when set, else the wall clock.
+ * - Names resolve through env->lookup, else by walking env->root (maps);
+ *   an absent name fails with RBK_ERR_NONAME at the name's column.
+ * - Functions (arity is checked by the parser):
+ *   int(x): int; a number is truncated toward zero; a string is trimmed and
+ *     read as a decimal integer or decimal number (truncated); bool is 1/0;
+ *     anything else (null included) is an error. num(x): the same, as a number.
+ *   str(x): rbk_val_to_text. len(x): code points of a string (UTF-8), items
+ *     of a list, entries of a map. lower/upper: ASCII case of a string.
+ *     trim: strips ASCII whitespace at both ends.
+ *   contains(a, b): substring (strings), an element equal to b (list), key b
+ *     (map). starts_with(a, b), ends_with(a, b): strings.
+ *   json(text, path): rbk_json_path. capture(text, re, n): group n of the
+ *     first match, null when nothing matches or the group did not take part.
+ *   default(x, y): y when x is null or x fails because a name does not exist
+ *     (RBK_ERR_NONAME); any other error of x propagates.
+ *   now(): Unix seconds. age(path): now() minus the file's mtime.
+ *   now() and age() read env->now when set, else the wall clock.
  * - Errors: lowercase, no trailing period; err->pos is the byte offset of the
  *   offending sub-expression (the operand of the wrong type, the name that
  *   does not exist, the argument a function rejects). */
@@ -153,13 +165,16 @@ static int compare(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_va
 {
 	int c;
 	if (is_num(a) && is_num(b)) {
-		if (a->t == RBK_V_INT && b->t == RBK_V_INT)
+		if (a->t == RBK_V_INT && b->t == RBK_V_INT) {
 			c = (a->u.i > b->u.i) - (a->u.i < b->u.i);
-		else if (isnan(dbl(a)) || isnan(dbl(b))) {
-			*out = rbk_val_bool(false); /* NaN is unordered */
-			return 0;
-		} else
-			c = (dbl(a) > dbl(b)) - (dbl(a) < dbl(b));
+		} else {
+			double x = dbl(a), y = dbl(b);
+			if (isnan(x) || isnan(y)) {
+				*out = rbk_val_bool(false); /* NaN is unordered */
+				return 0;
+			}
+			c = (x > y) - (x < y);
+		}
 	} else if (a->t == RBK_V_STR && b->t == RBK_V_STR) {
 		size_t n = a->u.s.len < b->u.s.len ? a->u.s.len : b->u.s.len;
 		c = memcmp(a->u.s.s, b->u.s.s, n);

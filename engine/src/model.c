@@ -475,6 +475,8 @@ static void build_state(builder *b, rbk_state *st, const rbk_node *key, const rb
 	st->retry.max_delay_ms = -1;
 	if (!state_name_ok(st->name))
 		ERR(b, key, "bad state name '%s' (use [a-z0-9_]+)", st->name);
+	else if (!strcmp(st->name, "fail") || !strcmp(st->name, "rollback"))
+		ERR(b, key, "state name '%s' is reserved: on_failure uses it as a keyword", st->name);
 	char what[160];
 	snprintf(what, sizeof what, "state '%s'", st->name);
 	if (!is_map(b, n, what))
@@ -725,6 +727,7 @@ static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 		if ((v = rbk_node_get(e, "cron"))) {
 			s->cron = want_str(b, v, "'cron'");
 			s->pos = pos_of(v);
+			s->cron_node = v;
 		} else
 			ERR(b, e, "a schedule entry needs 'cron'");
 		s->tz_pos = s->pos;

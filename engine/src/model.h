@@ -111,6 +111,7 @@ typedef struct {
 typedef struct {
 	char *cron;
 	rbk_pos pos;
+	const rbk_node *cron_node; /* borrowed */
 	char *timezone; /* "UTC" when absent */
 	rbk_pos tz_pos;
 	const rbk_node *params; /* borrowed */

@@ -74,6 +74,7 @@ rbk_val rbk_val_map(void)
 	return v;
 }
 
+/* The value takes over the caller's reference (no rbk_re_ref here). */
 rbk_val rbk_val_regex(rbk_re *re)
 {
 	rbk_val v = rbk_val_null();
