@@ -240,13 +240,12 @@ static int lex_regex(rbk_lexer *lx, rbk_tok *t, rbk_err *err)
 }
 
 /* A name segment: the first segment is an identifier; after a dot a segment
- * may start with a digit and may contain '-' between name characters
- * (steps.1st.status, params.dry-run). */
+ * may start with a digit (steps.1st.status). No name of the format contains
+ * '-', so params.count-1 is a subtraction. */
 static int lex_word(rbk_lexer *lx, rbk_tok *t, int after_dot)
 {
 	size_t start = lx->at, i = lx->at;
-	while (is_word(peek(lx, i)) ||
-	       (after_dot && i > start && peek(lx, i) == '-' && is_word(peek(lx, i + 1))))
+	while (is_word(peek(lx, i)))
 		i++;
 	size_t n = i - start;
 	t->kind = RBK_T_IDENT;

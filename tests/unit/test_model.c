@@ -199,6 +199,12 @@ static void test_names_of_runbook_and_states(void)
 	f = M("rbk: 1\nname: ok-2\nstart: a\nstates:\n  a: {end: success}\n  Bad-State: {end: failure}\n");
 	T_CHECK(only(&f, 6, 3, "bad state name 'Bad-State' (use [a-z0-9_]+)"));
 	X(&f);
+	f = M("rbk: 1\nname: t\nstart: a\nstates:\n  a: {end: success}\n  fail: {end: failure}\n"
+	      "  rollback: {end: failure}\n");
+	T_CHECK(f.rc == -1 && f.d.n == 2);
+	T_CHECK(has(&f, 6, 3, "state name 'fail' is reserved: on_failure uses it as a keyword"));
+	T_CHECK(has(&f, 7, 3, "state name 'rollback' is reserved"));
+	X(&f);
 	f = M("rbk: 1\nname: [x]\nstart: a\nstates:\n  a: {end: success}\n");
 	T_CHECK(only(&f, 2, 7, "'name' must be a string, not a list"));
 	X(&f);
