@@ -14,11 +14,14 @@ typedef struct {
 	char *name;
 	rbk_node *node; /* borrowed from the tree */
 	size_t weight;  /* nodes in the subtree */
+	int height;     /* levels in the subtree */
 } anchor;
 
 typedef struct {
 	yaml_parser_t p;
 	const char *file;
+	const char *bytes; /* the input, for places libyaml does not give */
+	size_t size;
 	rbk_diag *d;
 	anchor *anchors;
 	size_t nanchors, cap;
@@ -34,11 +37,31 @@ static void fail(loader *ld, int line, int col, const char *msg, const char *arg
 	rbk_diag_error(ld->d, ld->file, line, col, msg, arg);
 }
 
+/* Line and column of a byte offset in the input (reader errors carry only
+ * an offset). */
+static yaml_mark_t mark_at(const loader *ld, size_t off)
+{
+	yaml_mark_t m = {0, 0, 0};
+	for (size_t i = 0; i < off && i < ld->size; i++) {
+		if (ld->bytes[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		} else if (((unsigned char)ld->bytes[i] & 0xC0) != 0x80)
+			m.column++; /* count characters, not UTF-8 continuation bytes */
+	}
+	return m;
+}
+
 static void fail_parser(loader *ld)
 {
-	const yaml_mark_t *m = &ld->p.problem_mark;
+	yaml_mark_t reader_mark = mark_at(ld, ld->p.problem_offset);
+	const yaml_mark_t *m = ld->p.error == YAML_READER_ERROR ? &reader_mark : &ld->p.problem_mark;
 	rbk_buf b = {0};
-	rbk_buf_printf(&b, "YAML syntax: %s", ld->p.problem ? ld->p.problem : "malformed document");
+	if (ld->p.error == YAML_READER_ERROR)
+		rbk_buf_printf(&b, "unreadable input: %s (byte 0x%02x)", ld->p.problem ? ld->p.problem : "bad byte",
+			       (unsigned)ld->p.problem_value & 0xff);
+	else
+		rbk_buf_printf(&b, "YAML syntax: %s", ld->p.problem ? ld->p.problem : "malformed document");
 	if (ld->p.context)
 		rbk_buf_printf(&b, " %s (line %zu)", ld->p.context, ld->p.context_mark.line + 1);
 	if (ld->p.error == YAML_MEMORY_ERROR)
@@ -62,6 +85,17 @@ static size_t weight(const rbk_node *n)
 	for (size_t i = 0; i < n->count; i++)
 		w += weight(n->vals[i]) + (n->keys ? 1 : 0);
 	return w;
+}
+
+static int height(const rbk_node *n)
+{
+	int h = 0;
+	for (size_t i = 0; i < n->count; i++) {
+		int c = height(n->vals[i]);
+		if (c > h)
+			h = c;
+	}
+	return h + 1;
 }
 
 static rbk_node *new_node(loader *ld, rbk_ntype t, const yaml_mark_t *m)
@@ -93,7 +127,7 @@ static void remember_anchor(loader *ld, const yaml_char_t *name, rbk_node *n)
 		ld->cap = ld->cap ? ld->cap * 2 : 8;
 		ld->anchors = rbk_xrealloc(ld->anchors, ld->cap * sizeof *ld->anchors);
 	}
-	ld->anchors[ld->nanchors++] = (anchor){rbk_xstrdup((const char *)name), n, weight(n)};
+	ld->anchors[ld->nanchors++] = (anchor){rbk_xstrdup((const char *)name), n, weight(n), height(n)};
 }
 
 /* YAML 1.2 core schema resolution of a plain scalar. */
@@ -115,6 +149,16 @@ static void resolve_plain(rbk_node *n)
 		return;
 	}
 	const char *p = s;
+	if ((s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) && s[2]) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(s + 2, &end, s[1] == 'x' ? 16 : 8);
+		if (!*end && errno == 0 && v <= INT64_MAX && s[2] != '-' && s[2] != '+' && s[2] != ' ') {
+			n->t = RBK_N_INT;
+			n->i = (int64_t)v;
+			return;
+		}
+	}
 	if (*p == '+' || *p == '-')
 		p++;
 	if (*p >= '0' && *p <= '9') {
@@ -154,6 +198,23 @@ static void resolve_plain(rbk_node *n)
 
 static rbk_node *parse_node(loader *ld, yaml_event_t *ev, int depth);
 
+/* Indentation of a block scalar's first non-empty content line, so places
+ * inside it can be given as columns of the file. */
+static int block_indent(const loader *ld, size_t at)
+{
+	size_t i = at;
+	while (i < ld->size && ld->bytes[i] != '\n')
+		i++;
+	while (i < ld->size) {
+		size_t start = ++i;
+		while (i < ld->size && ld->bytes[i] == ' ')
+			i++;
+		if (i < ld->size && ld->bytes[i] != '\n' && ld->bytes[i] != '\r')
+			return (int)(i - start);
+	}
+	return 0;
+}
+
 static rbk_node *parse_scalar(loader *ld, yaml_event_t *ev)
 {
 	rbk_node *n = new_node(ld, RBK_N_STR, &ev->start_mark);
@@ -164,6 +225,8 @@ static rbk_node *parse_scalar(loader *ld, yaml_event_t *ev)
 	n->style = st == YAML_PLAIN_SCALAR_STYLE				? RBK_STYLE_PLAIN
 		   : (st == YAML_LITERAL_SCALAR_STYLE || st == YAML_FOLDED_SCALAR_STYLE) ? RBK_STYLE_BLOCK
 											 : RBK_STYLE_QUOTED;
+	if (n->style == RBK_STYLE_BLOCK)
+		n->indent = block_indent(ld, ev->start_mark.index);
 	if (tag && strcmp(tag, YAML_STR_TAG) != 0 && strcmp(tag, "!") != 0) {
 		fail(ld, n->line, n->col, "unsupported YAML tag '%s'", tag);
 	} else if (!tag && n->style == RBK_STYLE_PLAIN) {
@@ -251,7 +314,7 @@ static rbk_node *parse_collection(loader *ld, yaml_event_t *ev, int depth)
 	return n;
 }
 
-static rbk_node *parse_alias(loader *ld, yaml_event_t *ev)
+static rbk_node *parse_alias(loader *ld, yaml_event_t *ev, int depth)
 {
 	const char *name = (const char *)ev->data.alias.anchor;
 	for (size_t i = ld->nanchors; i-- > 0;) {
@@ -260,6 +323,12 @@ static rbk_node *parse_alias(loader *ld, yaml_event_t *ev)
 		ld->total += ld->anchors[i].weight;
 		if (!count_ok(ld, &ev->start_mark))
 			return NULL;
+		/* A copy nests the anchored tree here: it counts towards the depth. */
+		if (depth + ld->anchors[i].height - 1 > RBK_LOAD_MAX_DEPTH) {
+			fail(ld, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1, "%s",
+			     "document nested too deeply (through an alias)");
+			return NULL;
+		}
 		rbk_node *c = rbk_node_copy(ld->anchors[i].node);
 		c->line = (int)ev->start_mark.line + 1; /* report errors where the alias is used */
 		c->col = (int)ev->start_mark.column + 1;
@@ -277,7 +346,7 @@ static rbk_node *parse_node(loader *ld, yaml_event_t *ev, int depth)
 	case YAML_SCALAR_EVENT: n = parse_scalar(ld, ev); break;
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT: n = parse_collection(ld, ev, depth); break;
-	case YAML_ALIAS_EVENT: return parse_alias(ld, ev);
+	case YAML_ALIAS_EVENT: return parse_alias(ld, ev, depth);
 	default: fail(ld, (int)ev->start_mark.line + 1, (int)ev->start_mark.column + 1, "%s", "unexpected YAML event"); return NULL;
 	}
 	if (!count_ok(ld, &ev->start_mark)) {
@@ -321,7 +390,7 @@ int rbk_load_bytes(rbk_doc **out, const char *name, const char *bytes, size_t si
 			       RBK_LOAD_MAX_BYTES);
 		return -1;
 	}
-	loader ld = {.file = name, .d = d};
+	loader ld = {.file = name, .bytes = bytes, .size = size, .d = d};
 	if (!yaml_parser_initialize(&ld.p)) {
 		rbk_diag_error(d, name, 0, 0, "cannot initialise the YAML parser");
 		return -1;

@@ -181,7 +181,7 @@ static rbk_pos place_in(const rbk_node *n, int off)
 			line_start = i + 1;
 		}
 	if (n->style == RBK_STYLE_BLOCK)
-		return (rbk_pos){n->line + 1 + lines, off - line_start + 1};
+		return (rbk_pos){n->line + 1 + lines, n->indent + off - line_start + 1};
 	if (lines)
 		return (rbk_pos){n->line + lines, off - line_start + 1};
 	p.col += off;

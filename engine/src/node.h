@@ -18,6 +18,7 @@ struct rbk_node {
 	rbk_ntype t;
 	int line, col; /* 1-based place of the node's first character */
 	rbk_nstyle style;
+	int indent; /* block scalars: columns of indentation of the content */
 	char *text; /* scalars: the value as text (after YAML unescaping) */
 	size_t len;
 	bool b;

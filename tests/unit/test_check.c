@@ -946,18 +946,16 @@ static void test_mermaid_escapes(void)
 	free(g);
 }
 
-/* Known engine bugs, reported to the lead: build with -DRBK_TEST_KNOWN_BUGS. */
-#ifdef RBK_TEST_KNOWN_BUGS
+/* Regression tests of fixed bugs. */
 /* A literal block script: the place ignores the block's indentation
  * (11:6 instead of 11:14 for the '{{', 11:9 instead of 11:17 for the name). */
-static void bug_block_script_places(void)
+static void test_block_script_places(void)
 {
 	cx c = ST("    do: shell.exec\n    with:\n      script: |\n        echo {{ params.zz }}\n    next: done\n", NULL);
 	T_CHECK(has(&c, 14, 14, "template inside 'script'"));
 	T_CHECK(has(&c, 14, 17, "unknown name 'params.zz'"));
 	X(&c);
 }
-#endif
 
 int main(void)
 {
@@ -1013,9 +1011,7 @@ int main(void)
 	T_RUN(test_dot_accepted_by_graphviz);
 	T_RUN(test_mermaid);
 	T_RUN(test_mermaid_escapes);
-#ifdef RBK_TEST_KNOWN_BUGS
-	T_RUN(bug_block_script_places);
-#endif
+	T_RUN(test_block_script_places);
 
 	const char *files[][2] = {{dir1, "child.yaml"}, {dir2, "child.yaml"}, {dir2, "other.yml"}, {dir1, "t.yaml"},
 				  {dir2, "broken.yaml"}};
