@@ -66,26 +66,26 @@ char *rbk_xstrndup(const char *s, size_t n)
 
 char *rbk_xstrdup(const char *s) { return rbk_xstrndup(s, strlen(s)); }
 
-char *rbk_xasprintf(const char *fmt, ...)
+/* Formats into a fresh string: one vsnprintf to measure, one to write. */
+static char *vformat(const char *fmt, va_list ap)
 {
-	rbk_buf b = {0};
-	va_list ap;
-	va_start(ap, fmt);
-	char tmp[256];
 	va_list aq;
 	va_copy(aq, ap);
-	int n = vsnprintf(tmp, sizeof tmp, fmt, aq);
+	int n = vsnprintf(NULL, 0, fmt, aq);
 	va_end(aq);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n < sizeof tmp) {
-		va_end(ap);
-		return rbk_xstrndup(tmp, (size_t)n);
-	}
-	b.s = rbk_xmalloc((size_t)n + 1);
-	vsnprintf(b.s, (size_t)n + 1, fmt, ap);
+	size_t size = (size_t)(n < 0 ? 0 : n) + 1;
+	char *s = rbk_xmalloc(size);
+	vsnprintf(s, size, fmt, ap);
+	return s;
+}
+
+char *rbk_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = vformat(fmt, ap);
 	va_end(ap);
-	return b.s;
+	return s;
 }
 
 void rbk_free(void *p) { free(p); }
@@ -111,15 +111,7 @@ void rbk_buf_printf(rbk_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *s;
-	{
-		va_list aq;
-		va_copy(aq, ap);
-		int n = vsnprintf(NULL, 0, fmt, aq);
-		va_end(aq);
-		s = rbk_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
-		vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
-	}
+	char *s = vformat(fmt, ap);
 	va_end(ap);
 	rbk_buf_puts(b, s);
 	rbk_free(s);
