@@ -9,12 +9,12 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 
-LIBS     := yaml-0.1 libpcre2-8 jansson
+LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson)
+PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3)
 ALL_CFLAGS  = $(CSTD) $(WARN) $(CFLAGS) -Iengine/src -Iengine/include $(PKG_CFLAGS) -DRBK_VERSION='"$(VERSION)"'
 LDLIBS   := $(PKG_LIBS) -lm -ldl
 
@@ -71,7 +71,7 @@ install: all
 	install -m 644 schemas/* $(DESTDIR)$(PREFIX)/share/rbk/schemas/
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
-  libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz
+  libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)
