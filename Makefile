@@ -29,6 +29,8 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 PLUGINS    := $(notdir $(wildcard plugins/*))
 PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
+TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
+TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
 .PHONY: all test unit install deps clean check-header
 all: build/rbk $(PLUGIN_SO)
@@ -44,6 +46,11 @@ build/plugins/rbk-%.so: plugins/%/*.c engine/include/rbk/plugin.h
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Iengine/include -fPIC -shared -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
 
+# Plugins that exist only for the tests (never installed).
+build/test-plugins/rbk-%.so: tests/plugins/%/*.c engine/include/rbk/plugin.h
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Iengine/include -fPIC -shared -o $@ $(filter %.c,$^)
+
 # The test build: the same sources under ASan and UBSan.
 build/san/%.o: engine/src/%.c $(wildcard engine/src/*.h)
 	@mkdir -p $(@D)
@@ -56,7 +63,7 @@ build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_LIB) $(LDLIBS)
 
-test: build/san/rbk $(UNIT_BIN) all
+test: build/san/rbk $(UNIT_BIN) $(TEST_PLUGIN_SO) all
 	@python3 tests/run --rbk build/san/rbk --units build/san/tests
 
 install: all
