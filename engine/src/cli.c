@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <unistd.h>
 
 const char *rbk_cli_search_path(void)
 {
@@ -65,6 +67,35 @@ void rbk_cli_runbook_free(rbk_cli_runbook *r)
 	rbk_doc_free(r->doc);
 	rbk_free(r->path);
 	memset(r, 0, sizeof *r);
+}
+
+char *rbk_cli_home(const char *opt)
+{
+	if (opt && *opt)
+		return rbk_xstrdup(opt);
+	const char *e = getenv("RBK_HOME");
+	if (e && *e)
+		return rbk_xstrdup(e);
+	e = getenv("XDG_STATE_HOME");
+	if (e && *e)
+		return rbk_xasprintf("%s/rbk", e);
+	e = getenv("HOME");
+	return rbk_xasprintf("%s/.local/state/rbk", e && *e ? e : ".");
+}
+
+char *rbk_cli_actor(const char *opt)
+{
+	if (opt && *opt)
+		return rbk_xstrdup(opt);
+	const char *user = getenv("USER");
+	if (!user || !*user) {
+		struct passwd *pw = getpwuid(getuid());
+		user = pw ? pw->pw_name : "unknown";
+	}
+	char host[256] = "localhost";
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	return rbk_xasprintf("%s@%s", user, host);
 }
 
 static rbk_registry *registry;

@@ -20,6 +20,11 @@ typedef struct {
 extern const rbk_cmd rbk_cmd_validate;
 extern const rbk_cmd rbk_cmd_graph;
 extern const rbk_cmd rbk_cmd_plugins;
+extern const rbk_cmd rbk_cmd_run;
+extern const rbk_cmd rbk_cmd_resume;
+extern const rbk_cmd rbk_cmd_approve;
+extern const rbk_cmd rbk_cmd_reject;
+extern const rbk_cmd rbk_cmd_abort;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {
@@ -42,6 +47,12 @@ void rbk_cli_runbook_free(rbk_cli_runbook *r);
  * printed to stderr). Freed at exit. */
 struct rbk_registry;
 struct rbk_registry *rbk_cli_registry(void);
+
+/* The state directory: opt (--home), else $RBK_HOME, else
+ * $XDG_STATE_HOME/rbk, else ~/.local/state/rbk. Caller frees. */
+char *rbk_cli_home(const char *opt);
+/* Who is acting: opt (--actor), else user@host. Caller frees. */
+char *rbk_cli_actor(const char *opt);
 
 /* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
 int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -9,7 +9,8 @@
 #define RBK_VERSION "0.1.0"
 #endif
 
-static const rbk_cmd *const commands[] = {&rbk_cmd_validate, &rbk_cmd_graph, &rbk_cmd_plugins, NULL};
+static const rbk_cmd *const commands[] = {&rbk_cmd_validate, &rbk_cmd_graph,   &rbk_cmd_plugins, &rbk_cmd_run,
+					     &rbk_cmd_resume,	&rbk_cmd_approve, &rbk_cmd_reject,  &rbk_cmd_abort, NULL};
 
 static void usage(FILE *to)
 {

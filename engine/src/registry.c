@@ -308,6 +308,64 @@ rbk_check_actions rbk_reg_checker(rbk_registry *r)
 	return (rbk_check_actions){r, has_action, check_params, has_output, has_plugin, suggest};
 }
 
+static bool val_fits(rbk_type t, const rbk_val *v)
+{
+	switch (t) {
+	case RBK_TYPE_ANY: return true;
+	case RBK_TYPE_STRING: return v->t == RBK_V_STR;
+	case RBK_TYPE_INT: return v->t == RBK_V_INT;
+	case RBK_TYPE_NUMBER: return v->t == RBK_V_INT || v->t == RBK_V_NUM;
+	case RBK_TYPE_BOOL: return v->t == RBK_V_BOOL;
+	case RBK_TYPE_DURATION: return v->t == RBK_V_INT && v->u.i >= 0;
+	case RBK_TYPE_LIST: return v->t == RBK_V_LIST;
+	case RBK_TYPE_MAP: return v->t == RBK_V_MAP;
+	case RBK_TYPE_NULL: return v->t == RBK_V_NULL;
+	}
+	return false;
+}
+
+int rbk_reg_check_args(const rbk_reg_action *a, rbk_val *args, rbk_err *err)
+{
+	const rbk_param_decl *decl = a->action->params;
+	for (size_t i = 0; i < args->u.map.n; i++) {
+		const char *k = args->u.map.keys[i];
+		rbk_val *v = &args->u.map.vals[i];
+		const rbk_param_decl *p = NULL;
+		for (size_t j = 0; decl[j].name && !p; j++)
+			if (!strcmp(decl[j].name, k))
+				p = &decl[j];
+		if (!p) {
+			rbk_err_set(err, -1, "%s has no param '%s'", a->full_name, k);
+			return -1;
+		}
+		/* Durations travel as milliseconds: "30s" becomes 30000. */
+		if (p->type == RBK_TYPE_DURATION && v->t == RBK_V_STR) {
+			int64_t ms = rbk_model_duration(v->u.s.s);
+			if (ms >= 0) {
+				rbk_val_free(v);
+				*v = rbk_val_int(ms);
+			}
+		}
+		if (v->t == RBK_V_NULL && !p->required)
+			continue;
+		if (!val_fits(p->type, v)) {
+			char *txt = rbk_val_to_text(v);
+			rbk_err_set(err, -1, "param '%s' of %s must be %s, not %s '%.80s'", k, a->full_name,
+				    rbk_reg_type_name(p->type), rbk_val_type_name(v->t), txt);
+			rbk_free(txt);
+			return -1;
+		}
+	}
+	for (size_t j = 0; decl[j].name; j++) {
+		const rbk_val *v = rbk_val_map_get(args, decl[j].name);
+		if (decl[j].required && (!v || v->t == RBK_V_NULL)) {
+			rbk_err_set(err, -1, "%s needs param '%s'", a->full_name, decl[j].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- values across the boundary ---- */
 
 static void to_value(const rbk_val *v, rbk_value *out)

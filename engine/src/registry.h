@@ -39,6 +39,10 @@ const rbk_reg_action *rbk_reg_find(const rbk_registry *r, const char *full_name)
 /* The checker's view of the registry (valid while r lives). */
 rbk_check_actions rbk_reg_checker(rbk_registry *r);
 const char *rbk_reg_type_name(rbk_type t);
+/* Check rendered args (a map) against the action's param table before it
+ * runs: unknown keys, missing required params, types. Duration strings are
+ * converted to milliseconds in place. Returns 0, or -1 with err. */
+int rbk_reg_check_args(const rbk_reg_action *a, rbk_val *args, rbk_err *err);
 
 /* A call being served: what host functions write into. */
 struct rbk_call {

@@ -13,6 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+static volatile int *cancel_flag;
+
+void rbk_runner_set_cancel(volatile int *flag) { cancel_flag = flag; }
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -127,8 +131,15 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	close(p[1]);
 	rbk_buf b = {0};
 	int64_t kill_at = deadline >= 0 ? deadline + RBK_RUNNER_GRACE_MS : -1;
+	bool cancelled = false;
 	for (;;) {
 		int wait = -1;
+		if (cancel_flag && *cancel_flag >= 2 && !cancelled) {
+			cancelled = true;
+			kill(-pid, SIGKILL);
+		}
+		if (cancel_flag)
+			wait = 200; /* look at the flag between reads */
 		if (kill_at >= 0) {
 			int64_t left = kill_at - now_ms();
 			if (left <= 0) {
@@ -136,7 +147,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 				kill(-pid, SIGKILL);
 				break;
 			}
-			wait = (int)left;
+			wait = wait >= 0 && wait < left ? wait : (int)left;
 		}
 		struct pollfd pf = {p[0], POLLIN, 0};
 		int r = poll(&pf, 1, wait);
@@ -158,7 +169,10 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 		;
 	kill(-pid, SIGKILL); /* whatever the action left running in its group */
 	out->duration_ms = now_ms() - start;
-	if (out->timed_out) {
+	if (cancelled) {
+		out->signal = SIGKILL;
+		fail_result(out, rbk_xasprintf("%s was interrupted by the operator", a->full_name));
+	} else if (out->timed_out) {
 		fail_result(out, rbk_xasprintf("%s timed out after %lldms; its process group was killed", a->full_name,
 						(long long)timeout_ms));
 	} else if (WIFSIGNALED(status)) {

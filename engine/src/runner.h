@@ -34,5 +34,9 @@ typedef struct {
 int rbk_runner_exec(const rbk_reg_action *action, const rbk_val *args, const char *key, int64_t timeout_ms,
 		    bool plan, rbk_runner_result *out, rbk_err *err);
 void rbk_runner_result_free(rbk_runner_result *r);
+/* A flag the runner watches while an action runs: once it reaches 2 (a
+ * second interrupt), the action's process group is killed and the result
+ * says so. NULL: none. */
+void rbk_runner_set_cancel(volatile int *flag);
 
 #endif

@@ -138,6 +138,8 @@ enum {
 	ST_GET_RUN,
 	ST_SET_RUN,
 	ST_UPSERT_STEP,
+	ST_LOCK_HOLDER,
+	ST_SET_OWNER,
 	ST_COUNT
 };
 
@@ -170,6 +172,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ON CONFLICT (run_id, state, attempt) DO UPDATE SET status = excluded.status,"
 		" started_seq = COALESCE(excluded.started_seq, steps.started_seq),"
 		" ended_seq = COALESCE(excluded.ended_seq, steps.ended_seq)",
+	[ST_LOCK_HOLDER] = "SELECT id FROM runs WHERE lock_key = ?1 AND id != ?2 AND status IN"
+			   " ('running', 'waiting', 'interrupted', 'needs_attention') ORDER BY id LIMIT 1",
+	[ST_SET_OWNER] = "UPDATE runs SET owner_pid = ?2 WHERE id = ?1",
 };
 
 /* Walks get a statement of their own, so a callback may read the store. */
@@ -256,6 +261,12 @@ static const char *col_text(sqlite3_stmt *st, int i, size_t *len)
 	if (len)
 		*len = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
 	return t ? (const char *)t : "";
+}
+
+/* Borrowed text of a column that may be NULL (NULL stays NULL). */
+static const char *col_opt(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : (const char *)sqlite3_column_text(st, i);
 }
 
 static char *col_dup(sqlite3_stmt *st, int i)
@@ -1295,4 +1306,110 @@ int rbk_store_steps(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk
 			break;
 	}
 	return walk_end(s, st, rc, stopped, op, err);
+}
+
+int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int64_t *out_run, rbk_err *err)
+{
+	const char *op = "read lock";
+	*out_run = 0;
+	sqlite3_stmt *st = stmt(s, ST_LOCK_HOLDER, op, err);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, except_run);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out_run = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(s, rc, op, NULL, err);
+	return 0;
+}
+
+int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err)
+{
+	const char *op = "set run owner";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	int rc = -1;
+	sqlite3_stmt *st = stmt(s, ST_SET_OWNER, op, err);
+	if (st) {
+		sqlite3_bind_int64(st, 1, run_id);
+		sqlite3_bind_int64(st, 2, pid);
+		int src = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		rc = src == SQLITE_DONE ? 0 : db_fail(s, src, op, NULL, err);
+	}
+	return op_end(s, own, rc, op, err);
+}
+
+/* History reads: one statement per call, built from the filter (values are
+ * bound, never spliced into the SQL). Newest first. */
+int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run),
+		   void *ctx, rbk_err *err)
+{
+	const char *op = "list runs";
+	rbk_buf q = {0};
+	rbk_buf_puts(&q, "SELECT id, runbook, status, actor, created_at, updated_at, parent_run, parent_state, dry_run,"
+			 " params_json, source_sha256, provenance_json, current_state, owner_pid, lock_key"
+			 " FROM runs WHERE 1");
+	if (f && f->runbook)
+		rbk_buf_puts(&q, " AND runbook = ?1");
+	if (f && f->status)
+		rbk_buf_puts(&q, " AND status = ?2");
+	if (f && f->actor)
+		rbk_buf_puts(&q, " AND actor = ?3");
+	if (f && f->since)
+		rbk_buf_puts(&q, " AND created_at >= ?4");
+	if (f && f->until)
+		rbk_buf_puts(&q, " AND created_at < ?5");
+	if (f && f->active_only)
+		rbk_buf_puts(&q, " AND status IN ('running', 'waiting', 'interrupted', 'needs_attention')");
+	if (f && f->top_level_only)
+		rbk_buf_puts(&q, " AND parent_run IS NULL");
+	rbk_buf_puts(&q, " ORDER BY id DESC LIMIT ?6");
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, q.s, -1, &st, NULL);
+	rbk_buf_free(&q);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, op, NULL, err);
+	if (f && f->runbook)
+		sqlite3_bind_text(st, 1, f->runbook, -1, SQLITE_STATIC);
+	if (f && f->status)
+		sqlite3_bind_text(st, 2, f->status, -1, SQLITE_STATIC);
+	if (f && f->actor)
+		sqlite3_bind_text(st, 3, f->actor, -1, SQLITE_STATIC);
+	if (f && f->since)
+		sqlite3_bind_text(st, 4, f->since, -1, SQLITE_STATIC);
+	if (f && f->until)
+		sqlite3_bind_text(st, 5, f->until, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, f && f->limit > 0 ? f->limit : -1);
+	int stop = 0;
+	while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW) {
+		rbk_store_run r = {0};
+		r.id = sqlite3_column_int64(st, 0);
+		r.runbook = (char *)col_text(st, 1, NULL);
+		r.status = (char *)col_text(st, 2, NULL);
+		r.actor = (char *)col_text(st, 3, NULL);
+		r.created_at = (char *)col_text(st, 4, NULL);
+		r.updated_at = (char *)col_text(st, 5, NULL);
+		r.parent_run = sqlite3_column_int64(st, 6);
+		r.parent_state = (char *)col_opt(st, 7);
+		r.dry_run = sqlite3_column_int(st, 8);
+		r.params_json = (char *)col_text(st, 9, NULL);
+		r.source_sha256 = (char *)col_text(st, 10, NULL);
+		r.provenance_json = (char *)col_text(st, 11, NULL);
+		r.current_state = (char *)col_opt(st, 12);
+		r.owner_pid = sqlite3_column_int64(st, 13);
+		r.lock_key = (char *)col_opt(st, 14);
+		stop = fn(ctx, &r);
+	}
+	int ret = 0;
+	if (!stop && rc != SQLITE_DONE)
+		ret = db_fail(s, rc, op, NULL, err);
+	sqlite3_finalize(st);
+	return ret;
 }

@@ -162,4 +162,24 @@ typedef struct {
 int rbk_store_steps(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_step *st),
 		    void *ctx, rbk_err *err);
 
+/* The active run (running, waiting, interrupted, needs_attention) other
+ * than except_run that holds lock key, or 0 in *out_run. Inside the
+ * caller's transaction this is atomic with a following run_create. */
+int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int64_t *out_run, rbk_err *err);
+/* Record the pid of the process that owns a run (0: none). */
+int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err);
+
+typedef struct {
+	const char *runbook, *status, *actor; /* NULL: any */
+	const char *since, *until;            /* ISO-8601 UTC bounds on created_at; NULL: open */
+	int active_only;                      /* running, waiting, interrupted, needs_attention */
+	int top_level_only;                   /* no child runs */
+	int64_t limit;                        /* 0: no limit */
+} rbk_store_run_filter;
+
+/* Runs matching f (NULL: all), newest first. The run passed to fn is
+ * borrowed for the call; fn returns non-zero to stop. */
+int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run),
+		   void *ctx, rbk_err *err);
+
 #endif

@@ -1,0 +1,77 @@
+/* owner: fcntl record locks on per-run files. */
+#include "owner.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *lock_path(const char *home, int64_t run)
+{
+	char *dir = rbk_xasprintf("%s/owners", home);
+	mkdir(dir, 0700);
+	rbk_free(dir);
+	return rbk_xasprintf("%s/owners/%lld.lock", home, (long long)run);
+}
+
+static int open_lock(const char *home, int64_t run, rbk_err *err)
+{
+	char *path = lock_path(home, run);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		rbk_err_set(err, -1, "cannot open %s: %s", path, strerror(errno));
+	rbk_free(path);
+	return fd;
+}
+
+int rbk_owner_take(const char *home, int64_t run, int *fd, int64_t *pid, rbk_err *err)
+{
+	*fd = -1;
+	*pid = 0;
+	int f = open_lock(home, run, err);
+	if (f < 0)
+		return -1;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(f, F_SETLK, &fl) == 0) {
+		*fd = f;
+		return 0;
+	}
+	int e = errno;
+	if (e == EACCES || e == EAGAIN) {
+		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		if (fcntl(f, F_GETLK, &q) == 0 && q.l_type != F_UNLCK)
+			*pid = q.l_pid;
+		close(f);
+		return 1;
+	}
+	close(f);
+	rbk_err_set(err, -1, "cannot lock run %lld: %s", (long long)run, strerror(e));
+	return -1;
+}
+
+void rbk_owner_release(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* closing releases the record lock */
+}
+
+int rbk_owner_probe(const char *home, int64_t run, int64_t *pid, rbk_err *err)
+{
+	*pid = 0;
+	int f = open_lock(home, run, err);
+	if (f < 0)
+		return -1;
+	struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int rc = fcntl(f, F_GETLK, &q);
+	close(f);
+	if (rc < 0) {
+		rbk_err_set(err, -1, "cannot probe run %lld: %s", (long long)run, strerror(errno));
+		return -1;
+	}
+	if (q.l_type == F_UNLCK)
+		return 0;
+	*pid = q.l_pid;
+	return 1;
+}
