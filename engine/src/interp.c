@@ -6,6 +6,7 @@
 #include "json.h"
 #include "mask.h"
 #include "mem.h"
+#include "crashpoint.h"
 #include "owner.h"
 #include "render.h"
 #include "runner.h"
@@ -132,7 +133,11 @@ static int barrier(run *r, rbk_err *err)
 	if (!r->tx_open)
 		return 0;
 	r->tx_open = false;
-	return rbk_store_commit(r->ip->store, err);
+	rbk_crash_point("result.before_commit");
+	int rc = rbk_store_commit(r->ip->store, err);
+	if (rc == 0)
+		rbk_crash_point("result.after_commit");
+	return rc;
 }
 
 static const char *str_in(const rbk_val *m, const char *k)
@@ -186,6 +191,8 @@ static rbk_val map2(const char *k1, rbk_val v1, const char *k2, rbk_val v2)
 
 static int set_status(run *r, const char *status, const char *reason, rbk_err *err)
 {
+	if (!strcmp(status, "needs_attention") && reason)
+		rbk_ui_note(r->ip->ui, r->id, "needs attention: %s", reason);
 	return emit(r, "run_status",
 		    map2("status", rbk_val_str(status), "reason", reason ? rbk_val_str(reason) : rbk_val_null()), err);
 }
@@ -434,10 +441,12 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 	rbk_val_map_set(&d, "key", rbk_val_str(key));
 	rbk_val_map_set(&d, "action", rbk_val_str(st->act.action));
 	rbk_val_map_set(&d, "params", rbk_val_copy(&args));
+	rbk_crash_point("step.before_start");
 	if (emit(r, "step_started", d, err) < 0 || barrier(r, err) < 0) {
 		rbk_val_free(&args);
 		return -1;
 	}
+	rbk_crash_point("step.after_start");
 	rbk_ui_step_start(r->ip->ui, r->id, st->name, st->act.action, attempt);
 	rbk_runner_result res;
 	bool ok;
@@ -467,6 +476,7 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		return -1;
 	}
 	rbk_val_free(&args);
+	rbk_crash_point("action.returned");
 	ok = res.ok;
 	if (res.signal == SIGKILL && stop_signals >= 2) {
 		/* Interrupted by the operator: the attempt stays in flight. */
@@ -633,7 +643,10 @@ static int run_undo(run *r, const rbk_state *st, int attempt, rbk_err *err)
 			rbk_val_free(&args);
 			return -1;
 		}
-		rbk_ui_step_start(r->ip->ui, r->id, st->name, "undo", attempt);
+		rbk_crash_point("undo.after_start");
+		char what[200];
+		snprintf(what, sizeof what, "undo: %s", st->undo.action);
+		rbk_ui_step_start(r->ip->ui, r->id, st->name, what, 1);
 		rbk_runner_result res;
 		if (r->dry_run) {
 			rbk_ui_note(r->ip->ui, r->id, "  would run %s", st->undo.action);
@@ -1289,7 +1302,7 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	}
 	if (rc == 0) {
 		rc = emit(&r, "run_status", map2("status", rbk_val_str("running"), "reason", rbk_val_str("resumed")), err);
-		rbk_ui_note(ip->ui, run_id, "run %lld resumed by %s in %s", (long long)run_id, ip->actor, r.rs.current);
+		rbk_ui_note(ip->ui, run_id, "resumed by %s in %s", ip->actor, r.rs.current);
 	}
 	if (rc == 0)
 		rc = drive(&r, err);

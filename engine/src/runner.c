@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,9 +39,15 @@ static void write_all(int fd, const char *s, size_t n)
 }
 
 /* In the child: never returns. */
-static void child(const rbk_reg_action *a, const rbk_val *args, const char *key, int64_t deadline, bool plan, int fd)
+static void child(const rbk_reg_action *a, const rbk_val *args, const char *key, int64_t deadline, bool plan, int fd,
+		  pid_t engine)
 {
 	setpgid(0, 0);
+	/* An action must not outlive the engine: after a crash of rbk, a step in
+	 * flight is interrupted, not finishing unseen beside a resumed run. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != engine)
+		_exit(1); /* the engine died before prctl took effect */
 	/* Default dispositions: a crash must end the child by its signal (not in
 	 * a handler inherited from the engine or a sanitizer), so it is named. */
 	static const int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
@@ -116,6 +123,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	int64_t start = now_ms();
 	int64_t deadline = timeout_ms >= 0 ? start + timeout_ms : -1;
 	fflush(NULL); /* buffered output must not be written twice */
+	pid_t engine = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(p[0]);
@@ -125,7 +133,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	}
 	if (pid == 0) {
 		close(p[0]);
-		child(a, args, key, deadline, plan, p[1]);
+		child(a, args, key, deadline, plan, p[1], engine);
 	}
 	setpgid(pid, pid);
 	close(p[1]);

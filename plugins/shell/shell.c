@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,9 +68,13 @@ static const char *str_arg(const rbk_value *args, const char *name)
 }
 
 /* In the child: never returns. */
-static void child(const rbk_value *args, int in, int out, int err, char **argvv)
+static void child(const rbk_value *args, int in, int out, int err, char **argvv, pid_t parent)
 {
 	setpgid(0, 0);
+	/* The program dies with the action that started it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(126);
 	dup2(in, 0);
 	dup2(out, 1);
 	dup2(err, 2);
@@ -170,6 +175,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 		free(argvv);
 		return 1;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		host->set_error(call, "fork: %s", strerror(errno));
@@ -177,7 +183,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 		return 1;
 	}
 	if (pid == 0)
-		child(args, pin[0], pout[1], perr[1], argvv);
+		child(args, pin[0], pout[1], perr[1], argvv, parent);
 	setpgid(pid, pid); /* also in the parent: no race with an early kill */
 	free(argvv);
 	close(pin[0]);

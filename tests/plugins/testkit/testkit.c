@@ -49,6 +49,31 @@ static int hang_run(rbk_call *call, const rbk_value *args)
 	return 0;
 }
 
+/* Appends "KEY LABEL" to the ledger file: every side effect, for crash
+ * tests to count. Optionally sleeps first (ms), to be killed mid-action. */
+static int ledger_run(rbk_call *call, const rbk_value *args)
+{
+	const rbk_value *file = host->arg(args, "file"), *label = host->arg(args, "label"),
+			*ms = host->arg(args, "sleep_ms");
+	if (ms && ms->type == RBK_TYPE_INT && ms->as.i > 0)
+		usleep((useconds_t)ms->as.i * 1000);
+	FILE *f = fopen(file->as.str.ptr, "a");
+	if (!f) {
+		host->set_error(call, "cannot open ledger %s", file->as.str.ptr);
+		return 1;
+	}
+	fprintf(f, "%s %s\n", host->idempotency_key(call), label && label->type == RBK_TYPE_STRING ? label->as.str.ptr : "-");
+	fflush(f);
+	fsync(fileno(f));
+	fclose(f);
+	const rbk_value *fail = host->arg(args, "fail");
+	if (fail && fail->type == RBK_TYPE_BOOL && fail->as.boolean) {
+		host->set_error(call, "ledger entry written, then failed on purpose");
+		return 1;
+	}
+	return 0;
+}
+
 static int exit_run(rbk_call *call, const rbk_value *args)
 {
 	(void)call;
@@ -60,7 +85,15 @@ static const rbk_param_decl any_params[] = {{"message", RBK_TYPE_STRING, 0, NULL
 					    {"value", RBK_TYPE_ANY, 0, NULL, "anything"},
 					    {NULL, 0, 0, NULL, NULL}};
 
+static const rbk_param_decl ledger_params[] = {{"file", RBK_TYPE_STRING, 1, NULL, "ledger file"},
+					       {"label", RBK_TYPE_STRING, 0, NULL, "what to write"},
+					       {"sleep_ms", RBK_TYPE_INT, 0, "0", "sleep first"},
+					       {"fail", RBK_TYPE_BOOL, 0, "false", "fail after writing"},
+					       {NULL, 0, 0, NULL, NULL}};
+
 static const rbk_action actions[] = {
+	{"ledger", "append to a ledger (not idempotent)", ledger_params, NULL, 0, ledger_run, NULL},
+	{"ledger_idem", "append to a ledger (idempotent)", ledger_params, NULL, 1, ledger_run, NULL},
 	{"echo", "outputs its args", any_params, NULL, 1, echo_run, NULL},
 	{"fail", "fails with message", any_params, NULL, 1, fail_run, NULL},
 	{"crash", "dies of SIGSEGV", any_params, NULL, 0, crash_run, NULL},
