@@ -3,6 +3,7 @@
 #include "exitcode.h"
 #include "mem.h"
 #include "registry.h"
+#include "store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,6 +97,17 @@ char *rbk_cli_actor(const char *opt)
 	gethostname(host, sizeof host - 1);
 	host[sizeof host - 1] = '\0';
 	return rbk_xasprintf("%s@%s", user, host);
+}
+
+int rbk_cli_open_store(const char *opt, rbk_store **out, char **home)
+{
+	*home = rbk_cli_home(opt);
+	rbk_err e = {0};
+	if (rbk_store_open(out, *home, &e) < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
 }
 
 static rbk_registry *registry;

@@ -25,6 +25,10 @@ extern const rbk_cmd rbk_cmd_resume;
 extern const rbk_cmd rbk_cmd_approve;
 extern const rbk_cmd rbk_cmd_reject;
 extern const rbk_cmd rbk_cmd_abort;
+extern const rbk_cmd rbk_cmd_status;
+extern const rbk_cmd rbk_cmd_show;
+extern const rbk_cmd rbk_cmd_history;
+extern const rbk_cmd rbk_cmd_log;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {
@@ -53,6 +57,11 @@ struct rbk_registry *rbk_cli_registry(void);
 char *rbk_cli_home(const char *opt);
 /* Who is acting: opt (--actor), else user@host. Caller frees. */
 char *rbk_cli_actor(const char *opt);
+
+/* Open the store under opt/$RBK_HOME...; prints the error and returns -1.
+ * *home receives the directory (caller frees). */
+struct rbk_store;
+int rbk_cli_open_store(const char *opt, struct rbk_store **out, char **home);
 
 /* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
 int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,174 @@
+/* rbk show RUN [--json]      rbk log RUN [--json] */
+#include "cli.h"
+#include "exitcode.h"
+#include "json.h"
+#include "mem.h"
+#include "runview.h"
+#include "store.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parse "RUN [--json] [--home DIR]". Returns the run id, or 0 after a usage error. */
+static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, const char **home, int *rc)
+{
+	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {0, 0, 0, 0}};
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'j')
+			*json = true;
+		else if (c == 'H')
+			*home = optarg;
+		else {
+			*rc = rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return 0;
+		}
+	}
+	char *end = NULL;
+	long long id = optind == argc - 1 ? strtoll(argv[optind], &end, 10) : 0;
+	if (optind != argc - 1 || !end || *end || id <= 0) {
+		*rc = rbk_cli_usage_error(cmd, "give one run number");
+		return 0;
+	}
+	return id;
+}
+
+typedef struct {
+	bool json;
+	int64_t first_ms, last_ms;
+	char *reason;
+	rbk_val children;
+	int n;
+} walk;
+
+static int ev_log(void *ctx, const rbk_store_event *ev)
+{
+	walk *w = ctx;
+	if (w->json) {
+		char *s = rbk_runview_event_json(ev);
+		puts(s);
+		rbk_free(s);
+	} else {
+		rbk_runview_event_line(stdout, ev);
+	}
+	w->n++;
+	return 0;
+}
+
+static int ev_summary(void *ctx, const rbk_store_event *ev)
+{
+	walk *w = ctx;
+	rbk_val d = rbk_val_null();
+	if (rbk_json_parse(&d, ev->data, strlen(ev->data), NULL) < 0)
+		return 0;
+	if (!strcmp(ev->kind, "run_finished") || !strcmp(ev->kind, "run_status")) {
+		const rbk_val *r = rbk_val_map_get(&d, "reason");
+		rbk_free(w->reason);
+		w->reason = r && r->t == RBK_V_STR ? rbk_xstrdup(r->u.s.s) : NULL;
+	}
+	if (!strcmp(ev->kind, "call_started")) {
+		const rbk_val *c = rbk_val_map_get(&d, "child");
+		if (c)
+			rbk_val_list_push(&w->children, rbk_val_copy(c));
+	}
+	rbk_val_free(&d);
+	return 0;
+}
+
+static int show(int argc, char **argv)
+{
+	bool json = false;
+	const char *home_opt = NULL;
+	int rc = RBK_EXIT_OK;
+	long long id = parse(&rbk_cmd_show, argc, argv, &json, &home_opt, &rc);
+	if (!id)
+		return rc;
+	rbk_store *s;
+	char *home;
+	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {
+		rbk_free(home);
+		return RBK_EXIT_FAILED;
+	}
+	rbk_store_run r;
+	rbk_err e = {0};
+	if (rbk_store_run_get(s, id, &r, &e) < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		rbk_store_close(s);
+		rbk_free(home);
+		return RBK_EXIT_BADINPUT;
+	}
+	walk w = {json, 0, 0, NULL, rbk_val_list(), 0};
+	rbk_store_events(s, id, ev_summary, &w, &e);
+	const char *status = rbk_runview_status(home, &r);
+	rbk_val m = rbk_runview_run(&r, status);
+	rbk_val_map_set(&m, "reason", w.reason ? rbk_val_str(w.reason) : rbk_val_null());
+	rbk_val_map_set(&m, "children", w.children);
+	if (json) {
+		char *js = rbk_json_encode(&m);
+		puts(js);
+		rbk_free(js);
+	} else {
+		printf("run        %lld%s\nrunbook    %s\nstatus     %s%s%s\nstate      %s\nactor      %s\n"
+		       "started    %s\nupdated    %s\nsource     sha256:%s\n",
+		       id, r.dry_run ? " (dry run)" : "", r.runbook, status, w.reason ? " — " : "", w.reason ? w.reason : "",
+		       r.current_state ? r.current_state : "-", r.actor, r.created_at, r.updated_at, r.source_sha256);
+		if (r.parent_run)
+			printf("called by  run %lld (state %s)\n", (long long)r.parent_run, r.parent_state ? r.parent_state : "?");
+		if (r.lock_key)
+			printf("lock       %s\n", r.lock_key);
+		for (size_t i = 0; i < w.children.u.list.n; i++)
+			printf("called     run %lld\n", (long long)w.children.u.list.items[i].u.i);
+		const rbk_val *p = rbk_val_map_get(&m, "params");
+		for (size_t i = 0; p && p->t == RBK_V_MAP && i < p->u.map.n; i++) {
+			char *v = rbk_val_to_text(&p->u.map.vals[i]);
+			printf("%s %s = %s\n", i ? "          " : "params    ", p->u.map.keys[i], v);
+			rbk_free(v);
+		}
+	}
+	rbk_val_free(&m);
+	rbk_free(w.reason);
+	rbk_store_run_free(&r);
+	rbk_store_close(s);
+	rbk_free(home);
+	return RBK_EXIT_OK;
+}
+
+static int log_cmd(int argc, char **argv)
+{
+	bool json = false;
+	const char *home_opt = NULL;
+	int rc = RBK_EXIT_OK;
+	long long id = parse(&rbk_cmd_log, argc, argv, &json, &home_opt, &rc);
+	if (!id)
+		return rc;
+	rbk_store *s;
+	char *home;
+	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {
+		rbk_free(home);
+		return RBK_EXIT_FAILED;
+	}
+	rbk_store_run r;
+	rbk_err e = {0};
+	rc = RBK_EXIT_OK;
+	if (rbk_store_run_get(s, id, &r, &e) < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		rc = RBK_EXIT_BADINPUT;
+	} else {
+		walk w = {json, 0, 0, NULL, rbk_val_null(), 0};
+		if (rbk_store_events(s, id, ev_log, &w, &e) < 0) {
+			fprintf(stderr, "rbk: error: %s\n", e.msg);
+			rc = RBK_EXIT_FAILED;
+		}
+		rbk_store_run_free(&r);
+	}
+	rbk_store_close(s);
+	rbk_free(home);
+	return rc;
+}
+
+const rbk_cmd rbk_cmd_show = {"show", "RUN [--json]", "a run: status, params (secrets masked), provenance, outcome, child runs", show};
+const rbk_cmd rbk_cmd_log = {"log", "RUN [--json]", "a run's timeline (JSON Lines with --json)", log_cmd};
