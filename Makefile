@@ -32,7 +32,7 @@ PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
 TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
-.PHONY: all test unit install deps clean check-header
+.PHONY: all test unit install deps clean example
 all: build/rbk $(PLUGIN_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
@@ -65,6 +65,19 @@ build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
 
 test: build/san/rbk $(UNIT_BIN) $(TEST_PLUGIN_SO) all
 	@python3 tests/run --rbk build/san/rbk --units build/san/tests
+
+# Runs the disk-full runbook end to end in a sandbox of real files: old
+# logs and backups are made, the clean-up removes them (docker and psql are
+# stand-ins), and the run is recorded in .state/rbk.db.
+EXAMPLE := .state/example
+example: all
+	@rm -rf $(EXAMPLE) && mkdir -p $(EXAMPLE)/logs $(EXAMPLE)/backups
+	@touch -d '40 days ago' $(EXAMPLE)/logs/old.log && touch $(EXAMPLE)/logs/today.log
+	@touch -d '10 days ago' $(EXAMPLE)/backups/old.tar && touch $(EXAMPLE)/backups/today.tar
+	RBK_HOME=.state RBK_PATH=runbooks build/rbk run disk-full -p path=$(EXAMPLE) -p threshold=0 -p target=100 \
+	  -p logs_dir=$(EXAMPLE)/logs -p backups_dir=$(EXAMPLE)/backups -p docker=true -p compress_cmd=true
+	@echo "left in the sandbox:" && ls $(EXAMPLE)/logs $(EXAMPLE)/backups
+	RBK_HOME=.state build/rbk history --limit 3
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/rbk/plugins \
