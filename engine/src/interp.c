@@ -529,6 +529,7 @@ static int after_attempt(run *r, const rbk_state *st, rbk_err *err)
 				return rc;
 			}
 			rbk_val d2 = map2("state", rbk_val_str(st->name), "at_ms", rbk_val_int(next));
+			rbk_val_map_set(&d2, "delay_ms", rbk_val_int(st->poll.every_ms));
 			rbk_val_map_set(&d2, "attempt", rbk_val_int(r->rs.attempts));
 			return emit(r, "step_poll", d2, err) < 0 ? -1 : barrier(r, err);
 		}

@@ -67,6 +67,21 @@ static const char *str_arg(const rbk_value *args, const char *name)
 	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
 }
 
+/* Text of a scalar argument: strings as they are, numbers and bools as
+ * written (an argv element or env value may come from a typed template).
+ * buf holds the text when it is not the string itself. NULL: not a scalar. */
+static const char *scalar_text(const rbk_value *v, char *buf, size_t size)
+{
+	switch (v->type) {
+	case RBK_TYPE_STRING: return v->as.str.ptr;
+	case RBK_TYPE_INT:
+	case RBK_TYPE_DURATION: snprintf(buf, size, "%lld", (long long)v->as.i); return buf;
+	case RBK_TYPE_NUMBER: snprintf(buf, size, "%.15g", v->as.num); return buf;
+	case RBK_TYPE_BOOL: return v->as.boolean ? "true" : "false";
+	default: return NULL;
+	}
+}
+
 /* In the child: never returns. */
 static void child(const rbk_value *args, int in, int out, int err, char **argvv, pid_t parent)
 {
@@ -83,14 +98,8 @@ static void child(const rbk_value *args, int in, int out, int err, char **argvv,
 	signal(SIGPIPE, SIG_DFL);
 	const rbk_value *env = host->arg(args, "env");
 	for (size_t i = 0; env && env->type == RBK_TYPE_MAP && i < env->as.map.count; i++) {
-		const rbk_value *v = &env->as.map.values[i];
 		char num[64];
-		const char *s = v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-		if (v->type == RBK_TYPE_INT) {
-			snprintf(num, sizeof num, "%lld", (long long)v->as.i);
-			s = num;
-		} else if (v->type == RBK_TYPE_BOOL)
-			s = v->as.boolean ? "true" : "false";
+		const char *s = scalar_text(&env->as.map.values[i], num, sizeof num);
 		if (s)
 			setenv(env->as.map.keys[i], s, 1);
 	}
@@ -125,17 +134,20 @@ static char **build_argv(rbk_call *call, const rbk_value *args)
 		host->set_error(call, "'argv' must be a non-empty list");
 		return NULL;
 	}
-	char **v = calloc(av->as.list.count + 1, sizeof *v);
+	/* One block: the pointers, then the text of non-string elements. */
+	size_t n = av->as.list.count;
+	char **v = calloc(1, (n + 1) * sizeof *v + n * 64);
 	if (!v)
 		return NULL;
-	for (size_t i = 0; i < av->as.list.count; i++) {
-		const rbk_value *it = &av->as.list.items[i];
-		if (it->type != RBK_TYPE_STRING) {
-			host->set_error(call, "argv[%zu] must be a string (quote numbers in YAML)", i);
+	char *texts = (char *)(v + n + 1);
+	for (size_t i = 0; i < n; i++) {
+		const char *t = scalar_text(&av->as.list.items[i], texts + i * 64, 64);
+		if (!t) {
+			host->set_error(call, "argv[%zu] must be a string, a number or a bool", i);
 			free(v);
 			return NULL;
 		}
-		v[i] = (char *)it->as.str.ptr;
+		v[i] = (char *)t;
 	}
 	return v;
 }
