@@ -99,7 +99,10 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 			fprintf(stderr, "rbk: error: %s\n", e.msg);
 			rc = e.code ? e.code : RBK_EXIT_FAILED;
 		} else {
-			rc = rbk_interp_exit_code(status);
+			/* An abort handed to a live owner is done once it is recorded. */
+			bool handed = (mode == RBK_RESUME_ABORT || mode == RBK_RESUME_ABORT_ROLLBACK) &&
+				      !strcmp(status, "running");
+			rc = handed ? RBK_EXIT_OK : rbk_interp_exit_code(status);
 			if (json)
 				printf("{\"run\": %lld, \"status\": \"%s\"}\n", id, status);
 		}

@@ -90,6 +90,7 @@ struct run {
 	bool dry_run;
 	char *launcher;
 	int64_t parent; /* the run that called this one, 0 if none */
+	int64_t last_seq; /* the last event of this run applied to rs */
 	int owner_fd;
 	bool tx_open;
 	int depth;
@@ -172,9 +173,10 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 			!strcmp(kind, "run_started")))
 		rc = rbk_store_run_set(r->ip->store, r->id, str_in(&data, "status"),
 				       !strcmp(kind, "transition") ? str_in(&data, "to") : str_in(&data, "start"), err);
-	if (rc == 0)
+	if (rc == 0) {
 		rbk_rs_apply(&r->rs, kind, &data, wall_ms());
-	else
+		r->last_seq = seq;
+	} else
 		r->tx_open = false; /* the store rolled the batch back */
 	rbk_val_free(&data);
 	return rc;
@@ -792,12 +794,23 @@ static int step(run *r, rbk_err *err)
 	return 0;
 }
 
+static int sync_external(run *r, rbk_err *err);
+
 static int drive(run *r, rbk_err *err)
 {
 	while (!rbk_rs_terminal(&r->rs)) {
 		if (!strcmp(r->rs.status, "waiting") || !strcmp(r->rs.status, "needs_attention") ||
 		    !strcmp(r->rs.status, "interrupted"))
 			return barrier(r, err);
+		if (stop_signals && !r->rs.abort_requested) {
+			/* Signalled: was it `rbk abort`? Its event is in the store. */
+			if (barrier(r, err) < 0 || sync_external(r, err) < 0)
+				return -1;
+			if (r->rs.abort_requested) {
+				stop_signals = 0;
+				continue;
+			}
+		}
 		if (stop_signals) {
 			if (set_status(r, "interrupted", "stopped by a signal", err) < 0)
 				return -1;
@@ -956,6 +969,7 @@ typedef struct {
 	run *r;
 	rbk_err *err;
 	int bad;
+	int64_t skip_to; /* events up to this seq are already applied */
 } fold_ctx;
 
 /* "2026-11-21T11:44:45.123Z" -> Unix milliseconds (0 when malformed). */
@@ -975,6 +989,9 @@ static int64_t iso_ms(const char *at)
 static int fold_event(void *ctx, const rbk_store_event *ev)
 {
 	fold_ctx *f = ctx;
+	if (ev->seq <= f->skip_to)
+		return 0;
+	f->r->last_seq = ev->seq;
 	rbk_val data = rbk_val_null();
 	rbk_err e = {0};
 	if (rbk_json_parse(&data, ev->data, strlen(ev->data), &e) < 0) {
@@ -986,6 +1003,14 @@ static int fold_event(void *ctx, const rbk_store_event *ev)
 	rbk_rs_apply(&f->r->rs, ev->kind, &data, iso_ms(ev->at));
 	rbk_val_free(&data);
 	return 0;
+}
+
+/* Apply the events of r that another process appended (rbk abort). */
+static int sync_external(run *r, rbk_err *err)
+{
+	fold_ctx f = {r, err, 0, r->last_seq};
+	int rc = rbk_store_events(r->ip->store, r->id, fold_event, &f, err);
+	return rc < 0 || f.bad ? -1 : 0;
 }
 
 /* Load run id: its pinned definition, params (secrets read again from their
@@ -1043,7 +1068,7 @@ static int load_run(rbk_interp *ip, int64_t id, run *r, const rbk_param_arg *arg
 			r->params = rbk_val_null();
 	}
 	if (rc == 0) {
-		fold_ctx f = {r, err, 0};
+		fold_ctx f = {r, err, 0, 0};
 		rc = rbk_store_events(ip->store, id, fold_event, &f, err);
 		if (rc == 0 && f.bad)
 			rc = -1;

@@ -24,6 +24,7 @@ Invariants, checked for every case from the ledger and the store:
   terminal  every run ends succeeded, failed or rolled_back; the run stopped
             in needs_attention only when a non-idempotent step was in flight
   outcome   the outcome is the one of the same runbook run without a kill
+  steps     the steps completed (in order) are those of the run without a kill
   integrity PRAGMA integrity_check is ok, runs.status agrees with the events
   chain     the global SHA-256 event chain verifies (store.c chain_hash)
   sanitizer no AddressSanitizer/UBSan report from any command
@@ -38,6 +39,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -80,6 +82,7 @@ FAMILIES = [
     ("barrier", "every side effect has a durable started event"),
     ("terminal", "every run ends terminal; needs_attention only for a non-idempotent step in flight"),
     ("outcome", "the outcome equals the uninterrupted run's"),
+    ("steps", "the completed steps equal the uninterrupted run's"),
     ("integrity", "store integrity_check ok and runs.status agrees with the events"),
     ("chain", "event hash chain verifies"),
     ("sanitizer", "no sanitizer report"),
@@ -487,6 +490,8 @@ class Case:
                 reason = folds[min(tops)]["last_reason"] if tops else None
                 self.bad("outcome", f"ended '{self.outcome}' (reason: {reason}), "
                                     f"the uninterrupted run ends '{self.ref['outcome']}'")
+            elif self.path != self.ref["path"]:
+                self.bad("steps", f"completed steps {self.path}, the uninterrupted run completes {self.ref['path']}")
         # (5) integrity
         why = integrity(self.home)
         if why:
@@ -532,8 +537,8 @@ class Tally:
         self.kills = self.resumes = self.runs = self.steps = self.lost = self.doubles = 0
         self.non_terminal = 0
         self.stops = []
-        self.path_diffs = []
         self.fails = {}
+        self.secs = 0.0
 
     def add(self, case, keep):
         with self.lock:
@@ -545,9 +550,6 @@ class Tally:
             self.doubles += case.doubles
             self.non_terminal += case.non_terminal
             self.stops += [(case.tag,) + s for s in case.stops]
-            if case.ref is not None and case.path is not None and case.outcome == case.ref["outcome"] \
-                    and case.path != case.ref["path"]:
-                self.path_diffs.append(case)
             for fam, texts in case.violations.items():
                 self.fails.setdefault(fam, []).append((case, texts))
             if not case.violations and not keep:
@@ -631,7 +633,13 @@ def random_kills(cfg, refs, tally, want_kills, seed, deadline=None, max_cases=No
         list(ex.map(worker, range(cfg.jobs)))
 
 
-def report(tally, verbose_fail=3):
+def signature(text):
+    """A violation with its numbers, paths and keys blurred: one per kind of problem."""
+    text = re.sub(r"/\S+", "PATH", text)
+    return re.sub(r"\d+", "N", text)[:160]
+
+
+def report(tally, max_kinds=4):
     nfail = 0
     for fam, title in FAMILIES:
         items = tally.fails.get(fam, [])
@@ -640,11 +648,17 @@ def report(tally, verbose_fail=3):
             print(f"ok {name}")
             continue
         nfail += 1
-        total = sum(len(t) for _, t in items)
-        lines = []
-        for case, texts in items[:verbose_fail]:
-            lines.append(f"{texts[0]} [{case.describe()}]")
-        print(f"FAIL {name}: {total} violation(s) in {len(items)} case(s); " + " || ".join(lines))
+        kinds = {}
+        for case, texts in items:
+            for t in texts:
+                k = kinds.setdefault(signature(t), [0, t, case])
+                k[0] += 1
+        total = sum(k[0] for k in kinds.values())
+        shown = sorted(kinds.values(), key=lambda k: -k[0])[:max_kinds]
+        parts = [f"({n}x) {t} [{case.describe()}]" for n, t, case in shown]
+        more = f" || ... {len(kinds) - max_kinds} more kinds" if len(kinds) > max_kinds else ""
+        print(f"FAIL {name}: {total} violation(s) in {len(items)} case(s), {len(kinds)} kind(s): "
+              + " || ".join(parts) + more)
     return nfail
 
 
@@ -654,10 +668,7 @@ def counts(tally, secs):
           f"{tally.steps} completed steps checked, {tally.lost} lost steps, "
           f"{tally.doubles} double executions of non-idempotent steps, "
           f"{tally.non_terminal} runs left non-terminal, {len(tally.stops)} needs_attention stops "
-          f"({just} justified, {len(tally.stops) - just} not), {len(tally.path_diffs)} runs whose completed "
-          f"steps differ from the uninterrupted run's, {secs:.1f}s")
-    for case in tally.path_diffs[:3]:
-        print(f"#   path differs: {case.path} vs {case.ref['path']} [{case.describe()}]")
+          f"({just} justified, {len(tally.stops) - just} not), {tally.secs:.1f}s")
 
 
 def main():
@@ -707,6 +718,9 @@ def main():
         sweep_t = Tally("quick sweep")
         if not a.no_sweep:
             sweep(cfg, refs, sweep_t, deadline)
+            if time.monotonic() > deadline:
+                print("# quick sweep: stopped by the time budget before its end")
+        sweep_t.secs = time.monotonic() - t0
         rnd = Tally("quick random")
         random_kills(cfg, refs, rnd, want_kills=max(60, 200 - sweep_t.kills), seed=seed,
                      deadline=deadline + 5, max_cases=400)
@@ -715,9 +729,11 @@ def main():
         sweep_t = Tally("sweep")
         if not a.no_sweep:
             sweep(cfg, refs, sweep_t)
+        sweep_t.secs = time.monotonic() - t0
         rnd = Tally("random")
         random_kills(cfg, refs, rnd, want_kills=max(0, a.count - sweep_t.kills), seed=seed)
         tallies = [sweep_t, rnd]
+    rnd.secs = time.monotonic() - t0 - sweep_t.secs
     secs = time.monotonic() - t0
     for t in tallies:
         nfail += report(t)
