@@ -824,6 +824,29 @@ static int drive(run *r, rbk_err *err)
 	return barrier(r, err);
 }
 
+/* The runbook's vars: rendered once at the start and recorded. */
+static int init_vars(run *r, rbk_err *err)
+{
+	if (!r->rb->nvars)
+		return 0;
+	rbk_eval_env env = env_of(r);
+	rbk_val vars = rbk_val_map();
+	for (size_t i = 0; i < r->rb->nvars; i++) {
+		rbk_val v;
+		rbk_err er = {0};
+		rbk_pos where = {0, 0};
+		if (rbk_render(r->rb->vars[i].lit, &env, &v, &where, &er) < 0) {
+			char *why = rbk_xasprintf("%s:%d:%d: vars: %s", r->rb->doc->file, where.line, where.col, er.msg);
+			rbk_val_free(&vars);
+			int rc = finish(r, "failed", why, err);
+			rbk_free(why);
+			return rc;
+		}
+		rbk_val_map_set(&vars, r->rb->vars[i].name, v);
+	}
+	return emit(r, "vars_set", map2("state", rbk_val_null(), "vars", vars), err);
+}
+
 /* ---- runs: creating, loading, owning ---- */
 
 static void run_free(run *r)
@@ -952,6 +975,8 @@ int rbk_interp_run(rbk_interp *ip, const rbk_interp_launch *l, int64_t *run_id, 
 		*run_id = r.id;
 		rbk_ui_run_start(ip->ui, r.id, l->rb->name, l->dry_run);
 		rc = emit(&r, "run_started", map2("start", rbk_val_str(l->rb->start), "status", rbk_val_str("running")), err);
+		if (rc == 0)
+			rc = init_vars(&r, err);
 	}
 	if (rc == 0)
 		rc = drive(&r, err);
@@ -1164,6 +1189,8 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 			rc = barrier(parent, err);
 		if (rc == 0)
 			rc = emit(&c, "run_started", map2("start", rbk_val_str(rb->start), "status", rbk_val_str("running")), err);
+		if (rc == 0)
+			rc = init_vars(&c, err);
 	}
 	if (rc == 0) {
 		ip->ui->depth++;

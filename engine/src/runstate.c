@@ -127,7 +127,24 @@ void rbk_rs_apply(rbk_rs *rs, const char *kind, const rbk_val *data, int64_t at_
 		rs->approval_deadline_ms = int_of(data, "deadline_ms", -1);
 	} else if (!strcmp(kind, "approval_decided")) {
 		rs->approval_pending = false;
-		set_str(&rs->approval_decision, str_of(data, "decision"));
+		const char *d = str_of(data, "decision");
+		set_str(&rs->approval_decision, d);
+		/* An approval is a step too: steps.S.status, .error, .out.by ... */
+		if (state && d) {
+			bool ok = !strcmp(d, "approved");
+			rbk_val res = rbk_val_map(), out = rbk_val_map();
+			rbk_val_map_set(&res, "status", rbk_val_str(ok ? "ok" : "failed"));
+			rbk_val_map_set(&out, "decision", rbk_val_str(d));
+			const char *by = str_of(data, "by"), *comment = str_of(data, "comment");
+			rbk_val_map_set(&out, "by", by ? rbk_val_str(by) : rbk_val_null());
+			rbk_val_map_set(&out, "comment", comment ? rbk_val_str(comment) : rbk_val_null());
+			rbk_val_map_set(&res, "out", out);
+			rbk_val_map_set(&res, "attempts", rbk_val_int(1));
+			rbk_val_map_set(&res, "error", ok ? rbk_val_null()
+							  : rbk_val_str(!strcmp(d, "rejected") ? "approval rejected" : "approval timed out"));
+			rbk_val_map_set(&res, "duration_ms", rbk_val_int(at_ms - rs->visit_started_ms));
+			rbk_val_map_set(&rs->steps, state, res);
+		}
 	} else if (!strcmp(kind, "call_started")) {
 		rs->child_run = int_of(data, "child", 0);
 	} else if (!strcmp(kind, "rollback_started")) {
@@ -137,8 +154,10 @@ void rbk_rs_apply(rbk_rs *rs, const char *kind, const rbk_val *data, int64_t at_
 		start_flight(rs, RBK_FLIGHT_UNDO, data);
 	} else if (!strcmp(kind, "undo_finished")) {
 		rs->flight = RBK_FLIGHT_NONE;
-		/* The newest completed step of that name not yet undone. */
-		for (size_t i = rs->ndone; i-- > 0;)
+		/* The newest completed step of that name not yet undone; a failed
+		 * undo leaves it not undone (the run then ends failed, listing it). */
+		const char *ust = str_of(data, "status");
+		for (size_t i = rs->ndone; ust && !strcmp(ust, "ok") && i-- > 0;)
 			if (state && !rs->done[i].undone && !strcmp(rs->done[i].state, state)) {
 				rs->done[i].undone = true;
 				break;
