@@ -814,8 +814,7 @@ static int drive(run *r, rbk_err *err)
 		if (stop_signals) {
 			if (set_status(r, "interrupted", "stopped by a signal", err) < 0)
 				return -1;
-			rbk_ui_note(r->ip->ui, r->id, "run %lld interrupted; continue with: rbk resume %lld", (long long)r->id,
-				    (long long)r->id);
+			rbk_ui_note(r->ip->ui, r->id, "interrupted; continue with: rbk resume %lld", (long long)r->id);
 			return barrier(r, err);
 		}
 		if (step(r, err) < 0)

@@ -25,7 +25,10 @@ static void prefix(rbk_ui *ui, int64_t run)
 		struct tm tm;
 		gmtime_r(&t, &tm);
 		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		fprintf(ui->out, "%s run %lld ", ts, (long long)run);
+		if (run > 0)
+			fprintf(ui->out, "%s run %lld ", ts, (long long)run);
+		else
+			fprintf(ui->out, "%s ", ts);
 	}
 	for (int i = 0; i < ui->depth; i++)
 		fputs("  ", ui->out);

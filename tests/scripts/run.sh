@@ -52,7 +52,7 @@ new() { # a fresh home and ledger
 }
 san() { grep -q 'Sanitizer\|runtime error:' "$1" 2>/dev/null && cat "$1" >&2; return 0; }
 r() { # r ARGS...: run rbk, RC OUT ERR
-	"$RBK" "$@" >"$H/out" 2>"$H/err"
+	{ "$RBK" "$@" >"$H/out" 2>"$H/err"; } 2>/dev/null # no "Killed" notice for crash points
 	RC=$?
 	OUT=$(<"$H/out")
 	ERR=$(<"$H/err")
@@ -65,7 +65,7 @@ bg() { # bg NAME ARGS...: start rbk in the background; pid in BG, output in $H/N
 	BG=$!
 }
 bgwait() { # bgwait PID NAME: its exit code in BRC
-	wait "$1" 2>/dev/null
+	{ wait "$1"; } 2>/dev/null
 	BRC=$?
 	san "$H/$2.err"
 }
@@ -366,7 +366,7 @@ sleep 0.3
 r resume 1
 [[ $RC != 0 && $ERR == *"live process"* ]]
 t $? "resume of a run owned by a live process is refused" "$(why)"
-sleep $(awk -v e=$(($(now) - s)) 'BEGIN { d = (1000 - e) / 1000; print d > 0 ? d : 0 }')
+sleep $(awk -v e=$(($(now) - s)) 'BEGIN { d = (1000 - e) / 1000; print (d > 0 ? d : 0) }')
 kill -9 $wpid
 bgwait $wpid w
 [[ $BRC == 137 && $(py 'status()') != succeeded ]]
@@ -424,8 +424,8 @@ kpid=$BG
 waitfor 'any(e["state"] == "work" for e in ev("step_started"))' 5
 sleep 0.2
 kill -9 $kpid
-k9t=$(now)
 bgwait $kpid k
+k9t=$(now)
 r resume 1
 [[ $RC == 4 && $(py 'status()') == needs_attention && $OUT$ERR == *"--retry-step"* ]]
 t $? "kill -9 during a non-idempotent step: resume stops in needs_attention (exit 4)" "kill $BRC; $(why)"
