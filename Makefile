@@ -1,6 +1,7 @@
 # rbk: build, test and install.
 #   make            build/rbk and build/plugins/rbk-<name>.so
 #   make test       every test, under AddressSanitizer and UBSan
+#   make crashtest  the long crash tests (kill -9 and resume, thousands of times)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       install the Debian build and test dependencies
 
@@ -42,9 +43,18 @@ build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
 build/rbk: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Each plugin links only the library it wraps.
+PLUGIN_CFLAGS_http   := $(shell pkg-config --cflags libcurl 2>/dev/null)
+PLUGIN_LIBS_http     := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+PLUGIN_CFLAGS_git    := $(shell pkg-config --cflags libgit2 2>/dev/null)
+PLUGIN_LIBS_git      := $(shell pkg-config --libs libgit2 2>/dev/null || echo -lgit2)
+PLUGIN_CFLAGS_sqlite := $(shell pkg-config --cflags sqlite3 2>/dev/null)
+PLUGIN_LIBS_sqlite   := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+PLUGIN_LIBS_file     := $(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
+
 build/plugins/rbk-%.so: plugins/%/*.c engine/include/rbk/plugin.h
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Iengine/include -fPIC -shared -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Iengine/include $(PLUGIN_CFLAGS_$*) -fPIC -shared -o $@ $(filter %.c,$^) $(PLUGIN_LIBS_$*)
 
 # Plugins that exist only for the tests (never installed).
 build/test-plugins/rbk-%.so: tests/plugins/%/*.c engine/include/rbk/plugin.h
@@ -65,6 +75,11 @@ build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
 
 test: build/san/rbk $(UNIT_BIN) $(TEST_PLUGIN_SO) all
 	@python3 tests/run --rbk build/san/rbk --units build/san/tests
+
+# Crash tests, long mode: thousands of kills of rbk (at every crash point, then
+# at random instants), each run resumed to its end and checked. COUNT=N kills.
+crashtest: all build/test-plugins/rbk-testkit.so
+	@python3 tests/crash/crash.py --rbk build/rbk $(if $(COUNT),--count $(COUNT))
 
 # Runs the disk-full runbook end to end in a sandbox of real files: old
 # logs and backups are made, the clean-up removes them (docker and psql are
@@ -89,6 +104,9 @@ install: all
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/rbk/
 	cp -R docs/. $(DESTDIR)$(PREFIX)/share/doc/rbk/
 	install -m 644 schemas/* $(DESTDIR)$(PREFIX)/share/rbk/schemas/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' engine/rbk-plugin.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rbk-plugin.pc
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
   libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev
