@@ -93,8 +93,10 @@ static void child(const rbk_value *args, int in, int out, int err, char **argvv,
 	dup2(in, 0);
 	dup2(out, 1);
 	dup2(err, 2);
-	for (int fd = 3; fd < 1024; fd++)
-		close(fd);
+	/* Nothing of the engine's (the store, lock files) reaches the program. */
+	if (close_range(3, ~0U, 0) != 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	signal(SIGPIPE, SIG_DFL);
 	const rbk_value *env = host->arg(args, "env");
 	for (size_t i = 0; env && env->type == RBK_TYPE_MAP && i < env->as.map.count; i++) {
