@@ -76,3 +76,30 @@ CREATE TABLE steps (
 	idempotency_key TEXT NOT NULL UNIQUE, -- run:state:attempt
 	PRIMARY KEY (run_id, state, attempt)
 );
+
+-- migration 2: the scheduler's record of fires.
+--
+-- One row per (runbook, schedule entry, nominal fire time), whatever was
+-- decided for it: fired (with its run), missed (the scheduler was down
+-- longer than catch_up), skipped (overlap: skip), queued (overlap: queue),
+-- or firing (claimed; a scheduler that died before starting the run leaves
+-- it so, and it is reported, not fired again). The unique key is what makes
+-- a restarted scheduler never fire twice.
+CREATE TABLE fires (
+	id         INTEGER PRIMARY KEY,
+	runbook    TEXT NOT NULL,
+	entry      INTEGER NOT NULL,    -- index of the entry in the runbook's schedule
+	nominal    TEXT NOT NULL,       -- UTC ISO-8601: the time the entry named
+	decided_at TEXT NOT NULL,
+	outcome    TEXT NOT NULL,       -- firing fired missed skipped queued failed
+	run_id     INTEGER NULL REFERENCES runs(id),
+	note       TEXT NULL,
+	UNIQUE (runbook, entry, nominal)
+);
+
+-- Small facts the engine keeps between processes: the scheduler's last
+-- tick (how far back a restarted scheduler must look for missed fires).
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);

@@ -29,6 +29,8 @@ extern const rbk_cmd rbk_cmd_status;
 extern const rbk_cmd rbk_cmd_show;
 extern const rbk_cmd rbk_cmd_history;
 extern const rbk_cmd rbk_cmd_log;
+extern const rbk_cmd rbk_cmd_scheduler;
+extern const rbk_cmd rbk_cmd_schedule;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {

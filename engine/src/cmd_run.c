@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int run(int argc, char **argv)
@@ -14,7 +15,11 @@ static int run(int argc, char **argv)
 	static const struct option opts[] = {{"param", required_argument, 0, 'p'}, {"dry-run", no_argument, 0, 'n'},
 					     {"actor", required_argument, 0, 'a'},  {"wait-lock", no_argument, 0, 'w'},
 					     {"json", no_argument, 0, 'j'},	    {"home", required_argument, 0, 'H'},
+					     {"schedule-fire", required_argument, 0, 'F'},
+					     {"schedule-nominal", required_argument, 0, 'N'},
 					     {0, 0, 0, 0}};
+	int64_t fire = 0;
+	const char *nominal = NULL;
 	const char *actor_opt = NULL, *home_opt = NULL;
 	bool dry = false, wait_lock = false, json = false;
 	rbk_param_arg *args = rbk_xcalloc((size_t)argc, sizeof *args);
@@ -37,6 +42,8 @@ static int run(int argc, char **argv)
 		case 'w': wait_lock = true; break;
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
+		case 'F': fire = strtoll(optarg, NULL, 10); break; /* set by rbk scheduler */
+		case 'N': nominal = optarg; break;
 		default: rc = rbk_cli_usage_error(&rbk_cmd_run, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -67,7 +74,7 @@ static int run(int argc, char **argv)
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
 		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui};
-		rbk_interp_launch l = {rb.path, rb.doc, rb.rb, args, nargs, NULL, dry, wait_lock};
+		rbk_interp_launch l = {rb.path, rb.doc, rb.rb, args, nargs, NULL, dry, wait_lock, fire, nominal};
 		int64_t id = 0;
 		const char *status = "failed";
 		rbk_interp_install_signals();

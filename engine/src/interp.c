@@ -900,6 +900,11 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 	rbk_val prov = rbk_val_map();
 	if (l->path)
 		rbk_val_map_set(&prov, "path", rbk_val_str(l->path));
+	if (l->fire_id) {
+		rbk_val fire = map2("fire", rbk_val_int(l->fire_id), "nominal",
+				    l->fire_nominal ? rbk_val_str(l->fire_nominal) : rbk_val_null());
+		rbk_val_map_set(&prov, "schedule", fire);
+	}
 	char *provjson = rbk_json_encode(&prov);
 	rbk_val_free(&prov);
 	rbk_err kerr = {0};
@@ -920,6 +925,9 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 			rbk_store_run_spec spec = {r->rb->name, r->ip->actor, l->dry_run, pjson, r->rb->doc->bytes,
 						   r->rb->doc->size, provjson, parent, parent_state, key};
 			rc = rbk_store_run_create(r->ip->store, &spec, &r->id, err);
+			/* The fire and its run are recorded together, or not at all. */
+			if (rc == 0 && l->fire_id)
+				rc = rbk_store_fire_set(r->ip->store, l->fire_id, "fired", r->id, NULL, err);
 			if (rc == 0)
 				rc = rbk_store_commit(r->ip->store, err);
 			else
@@ -1180,7 +1188,7 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 			return -1;
 		}
 		rbk_ui_step_start(ip->ui, parent->id, st->name, st->act.action, attempt);
-		rbk_interp_launch l = {c.path, rb->doc, rb, NULL, 0, NULL, parent->dry_run, false};
+		rbk_interp_launch l = {c.path, rb->doc, rb, NULL, 0, NULL, parent->dry_run, false, 0, NULL};
 		rc = create(&c, &l, parent->id, st->name, err);
 		if (rc == 0)
 			rc = emit(parent, "call_started", map2("state", rbk_val_str(st->name), "child", rbk_val_int(c.id)), err);

@@ -38,6 +38,8 @@ typedef struct {
 	size_t nargs;
 	const rbk_val *preset; /* typed params (a schedule entry's); NULL: none */
 	bool dry_run, wait_lock;
+	int64_t fire_id;          /* the scheduler's fire this run answers; 0: none */
+	const char *fire_nominal; /* its nominal time */
 } rbk_interp_launch;
 
 typedef enum {

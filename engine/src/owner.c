@@ -8,11 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* run < 0 names the scheduler's lock. */
 static char *lock_path(const char *home, int64_t run)
 {
 	char *dir = rbk_xasprintf("%s/owners", home);
 	mkdir(dir, 0700);
 	rbk_free(dir);
+	if (run < 0)
+		return rbk_xasprintf("%s/owners/scheduler.lock", home);
 	return rbk_xasprintf("%s/owners/%lld.lock", home, (long long)run);
 }
 
@@ -49,6 +52,11 @@ int rbk_owner_take(const char *home, int64_t run, int *fd, int64_t *pid, rbk_err
 	close(f);
 	rbk_err_set(err, -1, "cannot lock run %lld: %s", (long long)run, strerror(e));
 	return -1;
+}
+
+int rbk_owner_take_scheduler(const char *home, int *fd, int64_t *pid, rbk_err *err)
+{
+	return rbk_owner_take(home, -1, fd, pid, err);
 }
 
 void rbk_owner_release(int fd)

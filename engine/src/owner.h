@@ -16,6 +16,8 @@
  * owns it (*pid set), -1 with err. */
 int rbk_owner_take(const char *home, int64_t run, int *fd, int64_t *pid, rbk_err *err);
 void rbk_owner_release(int fd);
+/* The same for the one scheduler of a store (HOME/owners/scheduler.lock). */
+int rbk_owner_take_scheduler(const char *home, int *fd, int64_t *pid, rbk_err *err);
 /* 1 when a live process owns run (*pid set), 0 when none, -1 on error. */
 int rbk_owner_probe(const char *home, int64_t run, int64_t *pid, rbk_err *err);
 

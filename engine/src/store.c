@@ -114,7 +114,37 @@ static const char schema_v1[] =
 	"\tPRIMARY KEY (run_id, state, attempt)\n"
 	");\n";
 
-static const char *const migrations[] = {schema_v1};
+static const char schema_v2[] =
+	"\n"
+	"-- migration 2: the scheduler's record of fires.\n"
+	"--\n"
+	"-- One row per (runbook, schedule entry, nominal fire time), whatever was\n"
+	"-- decided for it: fired (with its run), missed (the scheduler was down\n"
+	"-- longer than catch_up), skipped (overlap: skip), queued (overlap: queue),\n"
+	"-- or firing (claimed; a scheduler that died before starting the run leaves\n"
+	"-- it so, and it is reported, not fired again). The unique key is what makes\n"
+	"-- a restarted scheduler never fire twice.\n"
+	"CREATE TABLE fires (\n"
+	"\tid         INTEGER PRIMARY KEY,\n"
+	"\trunbook    TEXT NOT NULL,\n"
+	"\tentry      INTEGER NOT NULL,    -- index of the entry in the runbook's schedule\n"
+	"\tnominal    TEXT NOT NULL,       -- UTC ISO-8601: the time the entry named\n"
+	"\tdecided_at TEXT NOT NULL,\n"
+	"\toutcome    TEXT NOT NULL,       -- firing fired missed skipped queued failed\n"
+	"\trun_id     INTEGER NULL REFERENCES runs(id),\n"
+	"\tnote       TEXT NULL,\n"
+	"\tUNIQUE (runbook, entry, nominal)\n"
+	");\n"
+	"\n"
+	"-- Small facts the engine keeps between processes: the scheduler's last\n"
+	"-- tick (how far back a restarted scheduler must look for missed fires).\n"
+	"CREATE TABLE meta (\n"
+	"\tkey   TEXT PRIMARY KEY,\n"
+	"\tvalue TEXT NOT NULL\n"
+	");\n";
+
+/* schemas/store.sql is these texts, in order. */
+static const char *const migrations[] = {schema_v1, schema_v2};
 enum { SCHEMA_LATEST = (int)(sizeof migrations / sizeof migrations[0]) };
 
 int rbk_store_schema_latest(void) { return SCHEMA_LATEST; }
@@ -1412,4 +1442,138 @@ int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *
 		ret = db_fail(s, rc, op, NULL, err);
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ---- the scheduler's fires ---- */
+
+int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const char *nominal, const char *outcome,
+			 const char *note, int64_t *out_id, rbk_err *err)
+{
+	const char *op = "record fire";
+	*out_id = 0;
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "INSERT INTO fires (runbook, entry, nominal, decided_at, outcome, note)"
+				    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (runbook, entry, nominal) DO NOTHING",
+				    -1, &st, NULL);
+	int ret = -1;
+	if (rc == SQLITE_OK) {
+		char at[64];
+		now_iso(at);
+		sqlite3_bind_text(st, 1, runbook, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, entry);
+		sqlite3_bind_text(st, 3, nominal, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, outcome, -1, SQLITE_STATIC);
+		bind_text_or_null(st, 6, note);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE) {
+			ret = sqlite3_changes(s->db) ? 0 : 1;
+			if (ret == 0)
+				*out_id = sqlite3_last_insert_rowid(s->db);
+		} else
+			ret = db_fail(s, rc, op, NULL, err);
+	} else
+		ret = db_fail(s, rc, op, NULL, err);
+	sqlite3_finalize(st);
+	return op_end(s, own, ret < 0 ? -1 : 0, op, err) < 0 ? -1 : ret;
+}
+
+int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t run_id, const char *note, rbk_err *err)
+{
+	const char *op = "update fire";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "UPDATE fires SET outcome = ?2, run_id = COALESCE(?3, run_id),"
+				    " note = COALESCE(?4, note) WHERE id = ?1",
+				    -1, &st, NULL);
+	int ret = 0;
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, fire);
+		sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
+		bind_id_or_null(st, 3, run_id);
+		bind_text_or_null(st, 4, note);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			ret = db_fail(s, rc, op, NULL, err);
+	} else
+		ret = db_fail(s, rc, op, NULL, err);
+	sqlite3_finalize(st);
+	return op_end(s, own, ret, op, err);
+}
+
+int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *outcome, int64_t limit,
+		    int (*fn)(void *ctx, const rbk_store_fire *f), void *ctx, rbk_err *err)
+{
+	const char *op = "read fires";
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT f.id, f.runbook, f.entry, f.nominal, f.decided_at, f.outcome, f.run_id, f.note,"
+				    " r.status FROM fires f LEFT JOIN runs r ON r.id = f.run_id"
+				    " WHERE (?1 IS NULL OR f.runbook = ?1) AND (?2 < 0 OR f.entry = ?2)"
+				    " AND (?3 IS NULL OR f.outcome = ?3) ORDER BY f.nominal DESC, f.id DESC LIMIT ?4",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, op, NULL, err);
+	bind_text_or_null(st, 1, runbook);
+	sqlite3_bind_int(st, 2, entry);
+	bind_text_or_null(st, 3, outcome);
+	sqlite3_bind_int64(st, 4, limit > 0 ? limit : -1);
+	int stop = 0;
+	while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW) {
+		rbk_store_fire f = {sqlite3_column_int64(st, 0), col_text(st, 1, NULL), sqlite3_column_int(st, 2),
+				    col_text(st, 3, NULL), col_text(st, 4, NULL), col_text(st, 5, NULL),
+				    sqlite3_column_int64(st, 6), col_opt(st, 7), col_opt(st, 8)};
+		stop = fn(ctx, &f);
+	}
+	int ret = !stop && rc != SQLITE_DONE ? db_fail(s, rc, op, NULL, err) : 0;
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err)
+{
+	const char *op = "read meta";
+	*out = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, op, NULL, err);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = step_retry(s, st);
+	if (rc == SQLITE_ROW)
+		*out = col_dup(st, 0);
+	int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err)
+{
+	const char *op = "write meta";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+				    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+				    -1, &st, NULL);
+	int ret = 0;
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			ret = db_fail(s, rc, op, NULL, err);
+	} else
+		ret = db_fail(s, rc, op, NULL, err);
+	sqlite3_finalize(st);
+	return op_end(s, own, ret, op, err);
 }

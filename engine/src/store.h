@@ -182,4 +182,32 @@ typedef struct {
 int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run),
 		   void *ctx, rbk_err *err);
 
+/* ---- the scheduler's fires (schemas/store.sql, migration 2) ---- */
+
+typedef struct {
+	int64_t id;
+	const char *runbook;
+	int entry;
+	const char *nominal, *decided_at, *outcome;
+	int64_t run_id;         /* 0: none */
+	const char *note;       /* NULL: none */
+	const char *run_status; /* the fired run's status; NULL: none */
+} rbk_store_fire;
+
+/* Record the decision for one nominal fire time. Returns 0 with *out_id
+ * when this call recorded it, 1 when it was already recorded (a restarted
+ * or second scheduler: do nothing), -1 with err. */
+int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const char *nominal, const char *outcome,
+			 const char *note, int64_t *out_id, rbk_err *err);
+/* Change a fire's outcome; run_id 0 and note NULL keep what is there. */
+int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t run_id, const char *note, rbk_err *err);
+/* Fires, newest nominal time first; runbook NULL and entry < 0 and
+ * outcome NULL match any; limit 0: all. Borrowed for the call. */
+int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *outcome, int64_t limit,
+		    int (*fn)(void *ctx, const rbk_store_fire *f), void *ctx, rbk_err *err);
+
+/* A small fact kept between processes (NULL in *out when absent; caller frees). */
+int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err);
+int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err);
+
 #endif
