@@ -92,7 +92,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
-		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui};
+		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false};
 		const char *status = "failed";
 		rbk_interp_install_signals();
 		if (rbk_interp_resume(&ip, id, mode, comment, args, nargs, &status, &e) < 0) {

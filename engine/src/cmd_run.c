@@ -73,7 +73,7 @@ static int run(int argc, char **argv)
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
-		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui};
+		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false};
 		rbk_interp_launch l = {rb.path, rb.doc, rb.rb, args, nargs, NULL, dry, wait_lock, fire, nominal};
 		int64_t id = 0;
 		const char *status = "failed";

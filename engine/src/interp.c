@@ -92,7 +92,6 @@ struct run {
 	int64_t parent; /* the run that called this one, 0 if none */
 	int64_t last_seq; /* the last event of this run applied to rs */
 	int owner_fd;
-	bool tx_open;
 	int depth;
 };
 
@@ -120,20 +119,20 @@ static void mask_val(const rbk_mask *m, rbk_val *v)
 
 static int begin(run *r, rbk_err *err)
 {
-	if (r->tx_open)
+	if (r->ip->tx_open)
 		return 0;
 	if (rbk_store_begin(r->ip->store, err) < 0)
 		return -1;
-	r->tx_open = true;
+	r->ip->tx_open = true;
 	return 0;
 }
 
 /* Make everything recorded so far durable. */
 static int barrier(run *r, rbk_err *err)
 {
-	if (!r->tx_open)
+	if (!r->ip->tx_open)
 		return 0;
-	r->tx_open = false;
+	r->ip->tx_open = false;
 	rbk_crash_point("result.before_commit");
 	int rc = rbk_store_commit(r->ip->store, err);
 	if (rc == 0)
@@ -177,7 +176,7 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 		rbk_rs_apply(&r->rs, kind, &data, wall_ms());
 		r->last_seq = seq;
 	} else
-		r->tx_open = false; /* the store rolled the batch back */
+		r->ip->tx_open = false; /* the store rolled the batch back */
 	rbk_val_free(&data);
 	return rc;
 }
@@ -458,6 +457,18 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		rbk_ui_note(r->ip->ui, r->id, "  would run %s %s", st->act.action, masked);
 		rbk_free(shown);
 		rbk_free(masked);
+		/* The action's own description of what it would do, if it has one. */
+		rbk_runner_result plan;
+		rbk_err perr = {0};
+		if (act->action->plan && rbk_runner_exec(act, &args, key, 10000, true, &plan, &perr) == 0) {
+			if (plan.log && *plan.log) {
+				char *log = rbk_mask_apply(&r->mask, plan.log, strlen(plan.log), NULL);
+				for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+					rbk_ui_note(r->ip->ui, r->id, "    %s", line);
+				rbk_free(log);
+			}
+			rbk_runner_result_free(&plan);
+		}
 		memset(&res, 0, sizeof res);
 		/* What a dry step "returns": a clean exit, unless dry_run: says otherwise. */
 		res.outputs = map2("exit_code", rbk_val_int(0), "stdout", rbk_val_str(""));
@@ -846,12 +857,29 @@ static int init_vars(run *r, rbk_err *err)
 	return emit(r, "vars_set", map2("state", rbk_val_null(), "vars", vars), err);
 }
 
+/* The first events of a run; also for a run found without them (killed
+ * before its first barrier). */
+static int start_run(run *r, rbk_err *err)
+{
+	if (emit(r, "run_started", map2("start", rbk_val_str(r->rb->start), "status", rbk_val_str("running")), err) < 0)
+		return -1;
+	return init_vars(r, err);
+}
+
 /* ---- runs: creating, loading, owning ---- */
+
+/* After an error, what was not committed is dropped (entry points only:
+ * a called run shares its caller's transaction). */
+static void drop_uncommitted(rbk_interp *ip)
+{
+	if (ip->tx_open) {
+		rbk_store_rollback(ip->store);
+		ip->tx_open = false;
+	}
+}
 
 static void run_free(run *r)
 {
-	if (r->tx_open)
-		rbk_store_rollback(r->ip->store);
 	rbk_owner_release(r->owner_fd);
 	rbk_rs_free(&r->rs);
 	rbk_val_free(&r->params);
@@ -910,6 +938,20 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 	rbk_err kerr = {0};
 	char *key = parent || l->dry_run ? NULL : lock_key(r->rb, r, &kerr);
 	int rc = 0;
+	if (parent) {
+		/* A called run is created in its caller's open transaction, which
+		 * commits it together with the caller's call_started: never an
+		 * orphan. Called runs take no lock. */
+		rbk_store_run_spec spec = {r->rb->name, r->ip->actor, l->dry_run, pjson, r->rb->doc->bytes,
+					   r->rb->doc->size, provjson, parent, parent_state, NULL};
+		rc = begin(r, err);
+		if (rc == 0)
+			rc = rbk_store_run_create(r->ip->store, &spec, &r->id, err);
+		rbk_free(pjson);
+		rbk_free(provjson);
+		rbk_free(key);
+		return rc < 0 ? -1 : take_owner(r, err);
+	}
 	if (kerr.msg[0]) {
 		rbk_err_set(err, -1, "lock: %s", kerr.msg);
 		err->code = RBK_EXIT_BADINPUT;
@@ -981,12 +1023,12 @@ int rbk_interp_run(rbk_interp *ip, const rbk_interp_launch *l, int64_t *run_id, 
 	if (rc == 0) {
 		*run_id = r.id;
 		rbk_ui_run_start(ip->ui, r.id, l->rb->name, l->dry_run);
-		rc = emit(&r, "run_started", map2("start", rbk_val_str(l->rb->start), "status", rbk_val_str("running")), err);
-		if (rc == 0)
-			rc = init_vars(&r, err);
+		rc = start_run(&r, err);
 	}
 	if (rc == 0)
 		rc = drive(&r, err);
+	if (rc < 0)
+		drop_uncommitted(ip);
 	*status = rc == 0 ? r.rs.status : "failed";
 	static char final[24];
 	snprintf(final, sizeof final, "%s", *status);
@@ -1063,6 +1105,12 @@ static int load_run(rbk_interp *ip, int64_t id, run *r, const rbk_param_arg *arg
 	r->dry_run = info.dry_run;
 	r->launcher = rbk_xstrdup(info.actor);
 	r->parent = info.parent_run;
+	rbk_val prov = rbk_val_null();
+	if (info.provenance_json && rbk_json_parse(&prov, info.provenance_json, strlen(info.provenance_json), NULL) == 0) {
+		const char *path = str_in(&prov, "path");
+		r->path = path ? rbk_xstrdup(path) : NULL; /* where its calls look for runbooks */
+		rbk_val_free(&prov);
+	}
 	char *bytes = NULL;
 	size_t len = 0;
 	int rc = rbk_store_source(ip->store, info.source_sha256, &bytes, &len, err);
@@ -1129,9 +1177,12 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 	char key[160];
 	snprintf(key, sizeof key, "%lld:%s:%d", (long long)parent->id, st->name, attempt);
 	if (parent->rs.child_run) {
-		/* Resumed: continue the child that was started. */
+		/* Resumed: continue the child that was started (from its start, if
+		 * its first events never became durable). */
 		if ((rc = load_run(ip, parent->rs.child_run, &c, NULL, 0, err)) == 0)
 			rc = take_owner(&c, err);
+		if (rc == 0 && !c.rs.current)
+			rc = start_run(&c, err);
 	} else {
 		rbk_eval_env env = env_of(parent);
 		rbk_val with = rbk_val_map();
@@ -1195,9 +1246,7 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 		if (rc == 0)
 			rc = barrier(parent, err);
 		if (rc == 0)
-			rc = emit(&c, "run_started", map2("start", rbk_val_str(rb->start), "status", rbk_val_str("running")), err);
-		if (rc == 0)
-			rc = init_vars(&c, err);
+			rc = start_run(&c, err);
 	}
 	if (rc == 0) {
 		ip->ui->depth++;
@@ -1266,11 +1315,8 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 		err->code = RBK_EXIT_BADINPUT;
 		rc = -1;
 	}
-	if (rc == 0 && r.rs.current == NULL) {
-		rbk_err_set(err, -1, "run %lld never started", (long long)run_id);
-		rc = -1;
-	}
-	if (rc == 0 && rbk_model_state(r.rb, r.rs.current) < 0) {
+	bool fresh = rc == 0 && r.rs.current == NULL; /* killed before its first barrier */
+	if (rc == 0 && !fresh && rbk_model_state(r.rb, r.rs.current) < 0) {
 		rbk_err_set(err, -1, "run %lld is in state '%s', which its definition lacks", (long long)run_id, r.rs.current);
 		rc = -1;
 	}
@@ -1295,6 +1341,8 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	}
 	if (rc == 0)
 		rc = take_owner(&r, err);
+	if (rc == 0 && fresh)
+		rc = start_run(&r, err);
 	const rbk_state *st = rc == 0 ? &r.rb->states[rbk_model_state(r.rb, r.rs.current)] : NULL;
 	if (rc == 0 && (mode == RBK_RESUME_APPROVE || mode == RBK_RESUME_REJECT)) {
 		if (st->kind != RBK_S_APPROVAL || !r.rs.approval_pending) {
@@ -1353,7 +1401,10 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 			rbk_free(fstate);
 		}
 	}
-	if (rc == 0 && r.rs.flight != RBK_FLIGHT_NONE && !strcmp(r.rs.status, "needs_attention") &&
+	/* A call in flight: the attention, if any, is its child's, and driving
+	 * the parent drives the child. */
+	bool call_in_flight = rc == 0 && r.rs.flight == RBK_FLIGHT_STEP && st && st->kind == RBK_S_CALL;
+	if (rc == 0 && r.rs.flight != RBK_FLIGHT_NONE && !call_in_flight && !strcmp(r.rs.status, "needs_attention") &&
 	    mode != RBK_RESUME_RETRY_STEP && mode != RBK_RESUME_ABORT && mode != RBK_RESUME_ABORT_ROLLBACK) {
 		rbk_err_set(err, -1, "run %lld needs attention: %s", (long long)run_id,
 			    r.rs.last_reason ? r.rs.last_reason : "decide on its interrupted step");
@@ -1366,6 +1417,8 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	}
 	if (rc == 0)
 		rc = drive(&r, err);
+	if (rc < 0)
+		drop_uncommitted(ip);
 	int64_t parent = rc == 0 && rbk_rs_terminal(&r.rs) ? r.parent : 0;
 	snprintf(final, sizeof final, "%s", rc == 0 ? r.rs.status : "failed");
 	*status = final;

@@ -28,6 +28,7 @@ typedef struct {
 	const char *home;
 	const char *actor; /* who is acting now: user@host, scheduler, --actor */
 	rbk_ui *ui;
+	bool tx_open; /* one store connection, one transaction, shared by nested runs */
 } rbk_interp;
 
 typedef struct {

@@ -80,12 +80,16 @@ static void start_flight(rbk_rs *rs, rbk_flight kind, const rbk_val *data)
 {
 	const char *state = str_of(data, "state");
 	int attempt = (int)int_of(data, "attempt", 1);
+	/* The same attempt started again (an idempotent re-run after a crash)
+	 * is not another attempt. */
+	bool rerun = rs->flight == kind && rs->flight_attempt == attempt && state && rs->flight_state &&
+		     !strcmp(rs->flight_state, state);
 	rs->flight = kind;
 	set_str(&rs->flight_state, state);
 	rs->flight_attempt = attempt;
 	if (state)
 		rbk_val_map_set(&rs->attempt_nums, state, rbk_val_int(attempt));
-	if (kind == RBK_FLIGHT_STEP)
+	if (kind == RBK_FLIGHT_STEP && !rerun)
 		rs->attempts++;
 }
 
