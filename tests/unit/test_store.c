@@ -415,15 +415,18 @@ done:
 
 static void test_schema_and_migrations(void)
 {
-	/* schemas/store.sql is migration 1, byte for byte. */
+	/* schemas/store.sql is the migrations in order, byte for byte. */
 	const char *root = getenv("RBK_ROOT");
 	char *path = rbk_xasprintf("%s/schemas/store.sql", root ? root : ".");
 	size_t n = 0;
 	char *file = read_file(path, &n);
 	if (!file)
 		printf("# cannot read %s\n", path);
-	const char *v1 = rbk_store_migration_sql(1);
-	T_CHECK(file && v1 && n == strlen(v1) && memcmp(file, v1, n) == 0);
+	rbk_buf all = {0};
+	for (int v = 1; rbk_store_migration_sql(v); v++)
+		rbk_buf_puts(&all, rbk_store_migration_sql(v));
+	T_CHECK(file && all.s && n == all.len && memcmp(file, all.s, n) == 0);
+	rbk_buf_free(&all);
 	rbk_free(file);
 	rbk_free(path);
 
