@@ -237,7 +237,8 @@ static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"once", no_argument, 0, 'o'},	     {"metrics", required_argument, 0, 'm'},
 					     {"home", required_argument, 0, 'H'},   {"now", required_argument, 0, 'n'},
-					     {0, 0, 0, 0}};
+					     {"ticks", required_argument, 0, 't'},  {0, 0, 0, 0}};
+	long ticks = 1;
 	bool once = false;
 	const char *metrics = NULL, *home_opt = NULL, *now_opt = NULL;
 	int c;
@@ -249,6 +250,7 @@ static int run(int argc, char **argv)
 		case 'm': metrics = optarg; break;
 		case 'H': home_opt = optarg; break;
 		case 'n': now_opt = optarg; break;
+		case 't': ticks = strtol(optarg, NULL, 10); break;
 		default: return rbk_cli_usage_error(&rbk_cmd_scheduler, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -257,6 +259,8 @@ static int run(int argc, char **argv)
 	int64_t fixed_now = now_opt ? rbk_sched_parse_iso(now_opt) : 0;
 	if (now_opt && (fixed_now < 0 || !once))
 		return rbk_cli_usage_error(&rbk_cmd_scheduler, "--now takes an ISO-8601 time and goes with --once");
+	if (ticks < 1 || (ticks > 1 && !now_opt))
+		return rbk_cli_usage_error(&rbk_cmd_scheduler, "--ticks N (a simulated minute each) goes with --once --now");
 	daemon_ctx d = {0};
 	char *home = NULL;
 	if (rbk_cli_open_store(home_opt, &d.store, &home) < 0) {
@@ -320,6 +324,11 @@ static int run(int argc, char **argv)
 		if (once) {
 			reap(&d, true);
 			write_metrics(&s, d.store, metrics);
+			/* --ticks: the next simulated minute (soak tests). */
+			if (--ticks > 0 && !stop_requested) {
+				fixed_now += 60000;
+				continue;
+			}
 			break;
 		}
 		write_metrics(&s, d.store, metrics);
@@ -348,5 +357,5 @@ static int run(int argc, char **argv)
 	return exit_code;
 }
 
-const rbk_cmd rbk_cmd_scheduler = {"scheduler", "[--once [--now ISO8601]] [--metrics FILE] [--home DIR]",
+const rbk_cmd rbk_cmd_scheduler = {"scheduler", "[--once [--now ISO8601 [--ticks N]]] [--metrics FILE] [--home DIR]",
 				   "fire the schedule entries of the runbooks on $RBK_PATH (a foreground daemon)", run};
