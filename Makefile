@@ -33,7 +33,7 @@ PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
 TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
-.PHONY: all test unit install deps clean example soak
+.PHONY: all test unit install deps clean example soak demo
 all: build/rbk $(PLUGIN_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
@@ -93,6 +93,10 @@ example: all
 	  -p logs_dir=$(EXAMPLE)/logs -p backups_dir=$(EXAMPLE)/backups -p docker=true -p compress_cmd=true
 	@echo "left in the sandbox:" && ls $(EXAMPLE)/logs $(EXAMPLE)/backups
 	RBK_HOME=.state build/rbk history --limit 3
+
+# A feed freeze, end to end, in a sandbox an operator can watch.
+demo: all
+	@tests/sandbox/demo.sh
 
 # The scheduler's memory over a simulated day (reported, not asserted).
 soak: all
