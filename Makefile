@@ -10,12 +10,12 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 
-LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3
+LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3 libgit2
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3)
+PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3 -lgit2)
 ALL_CFLAGS  = $(CSTD) $(WARN) $(CFLAGS) -Iengine/src -Iengine/include $(PKG_CFLAGS) -DRBK_VERSION='"$(VERSION)"'
 LDLIBS   := $(PKG_LIBS) -lm -ldl
 

@@ -31,6 +31,8 @@ extern const rbk_cmd rbk_cmd_history;
 extern const rbk_cmd rbk_cmd_log;
 extern const rbk_cmd rbk_cmd_scheduler;
 extern const rbk_cmd rbk_cmd_schedule;
+extern const rbk_cmd rbk_cmd_verify;
+extern const rbk_cmd rbk_cmd_audit;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {

@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "crashpoint.h"
 #include "owner.h"
+#include "provenance.h"
 #include "render.h"
 #include "runner.h"
 #include "runstate.h"
@@ -926,8 +927,10 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 	char *pjson = rbk_json_encode(&pub);
 	rbk_val_free(&pub);
 	rbk_val prov = rbk_val_map();
-	if (l->path)
+	if (l->path) {
 		rbk_val_map_set(&prov, "path", rbk_val_str(l->path));
+		rbk_prov_git(l->path, &prov);
+	}
 	if (l->fire_id) {
 		rbk_val fire = map2("fire", rbk_val_int(l->fire_id), "nominal",
 				    l->fire_nominal ? rbk_val_str(l->fire_nominal) : rbk_val_null());

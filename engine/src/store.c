@@ -1577,3 +1577,40 @@ int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err
 	sqlite3_finalize(st);
 	return op_end(s, own, ret, op, err);
 }
+
+int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err)
+{
+	const char *op = "read chain head";
+	*seq = 0;
+	memcpy(hash, zero_hash, 65);
+	sqlite3_stmt *st = stmt(s, ST_LAST_EVENT, op, err);
+	if (!st)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		snprintf(hash, 65, "%s", col_text(st, 1, NULL));
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
+}
+
+int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err)
+{
+	const char *op = "read event";
+	hash[0] = '\0';
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT hash FROM events WHERE seq = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, op, NULL, err);
+	sqlite3_bind_int64(st, 1, seq);
+	rc = step_retry(s, st);
+	int ret = 1;
+	if (rc == SQLITE_ROW) {
+		snprintf(hash, 65, "%s", col_text(st, 0, NULL));
+		ret = 0;
+	} else if (rc != SQLITE_DONE)
+		ret = db_fail(s, rc, op, NULL, err);
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -206,6 +206,12 @@ int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t 
 int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *outcome, int64_t limit,
 		    int (*fn)(void *ctx, const rbk_store_fire *f), void *ctx, rbk_err *err);
 
+/* The newest event's seq and hash (0 and 64 '0's for an empty store). */
+int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err);
+
+/* The hash of event seq: 0, 1 when there is no such event, -1 with err. */
+int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err);
+
 /* A small fact kept between processes (NULL in *out when absent; caller frees). */
 int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err);
 int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err);
