@@ -48,6 +48,11 @@ int64_t rbk_sched_parse_iso(const char *s)
 	}
 	if (*p)
 		return -1;
+	/* timegm would quietly normalise 2026-13-45: refuse it instead. */
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > mdays[tm.tm_mon - 1] || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0)
+		return -1;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	return ((int64_t)timegm(&tm) - offset) * 1000;
