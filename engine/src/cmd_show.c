@@ -11,16 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parse "RUN [--json] [--home DIR]". Returns the run id, or 0 after a usage error. */
+static bool want_source;
+
+/* Parse "RUN [--json] [--source] [--home DIR]". Returns the run id, or 0 after a usage error. */
 static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, const char **home, int *rc)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'},
+					     {"source", no_argument, 0, 's'}, {0, 0, 0, 0}};
 	int c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'j')
 			*json = true;
+		else if (c == 's' && cmd == &rbk_cmd_show)
+			want_source = true;
 		else if (c == 'H')
 			*home = optarg;
 		else {
@@ -101,6 +106,21 @@ static int show(int argc, char **argv)
 		rbk_free(home);
 		return RBK_EXIT_BADINPUT;
 	}
+	if (want_source) {
+		/* The exact bytes that ran, pinned to the run. */
+		char *bytes = NULL;
+		size_t len = 0;
+		int src = rbk_store_source(s, r.source_sha256, &bytes, &len, &e);
+		if (src == 0)
+			fwrite(bytes, 1, len, stdout);
+		else
+			fprintf(stderr, "rbk: error: %s\n", e.msg);
+		rbk_free(bytes);
+		rbk_store_run_free(&r);
+		rbk_store_close(s);
+		rbk_free(home);
+		return src == 0 ? RBK_EXIT_OK : RBK_EXIT_FAILED;
+	}
 	walk w = {json, 0, 0, NULL, rbk_val_list(), 0};
 	rbk_store_events(s, id, ev_summary, &w, &e);
 	const char *status = rbk_runview_status(home, &r);
@@ -120,6 +140,19 @@ static int show(int argc, char **argv)
 			printf("called by  run %lld (state %s)\n", (long long)r.parent_run, r.parent_state ? r.parent_state : "?");
 		if (r.lock_key)
 			printf("lock       %s\n", r.lock_key);
+		const rbk_val *prov = rbk_val_map_get(&m, "provenance");
+		const rbk_val *git = prov && prov->t == RBK_V_MAP ? rbk_val_map_get(prov, "git") : NULL;
+		const rbk_val *path = prov && prov->t == RBK_V_MAP ? rbk_val_map_get(prov, "path") : NULL;
+		if (path && path->t == RBK_V_STR)
+			printf("file       %s\n", path->u.s.s);
+		if (git && git->t == RBK_V_MAP) {
+			const rbk_val *cm = rbk_val_map_get(git, "commit"), *dirty = rbk_val_map_get(git, "dirty"),
+				      *tracked = rbk_val_map_get(git, "tracked");
+			printf("git        %s%s\n", cm && cm->t == RBK_V_STR ? cm->u.s.s : "(no commit)",
+			       tracked && tracked->t == RBK_V_BOOL && !tracked->u.b ? " (file not tracked)"
+			       : dirty && dirty->t == RBK_V_BOOL && dirty->u.b ? " (file differed from the commit)"
+										   : "");
+		}
 		for (size_t i = 0; i < w.children.u.list.n; i++)
 			printf("called     run %lld\n", (long long)w.children.u.list.items[i].u.i);
 		const rbk_val *p = rbk_val_map_get(&m, "params");
@@ -170,5 +203,7 @@ static int log_cmd(int argc, char **argv)
 	return rc;
 }
 
-const rbk_cmd rbk_cmd_show = {"show", "RUN [--json]", "a run: status, params (secrets masked), provenance, outcome, child runs", show};
+const rbk_cmd rbk_cmd_show = {"show", "RUN [--json | --source]",
+			      "a run: status, params (secrets masked), provenance, outcome, child runs; --source: the exact definition that ran",
+			      show};
 const rbk_cmd rbk_cmd_log = {"log", "RUN [--json]", "a run's timeline (JSON Lines with --json)", log_cmd};
