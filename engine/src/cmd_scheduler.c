@@ -131,7 +131,9 @@ static void reap(daemon_ctx *d, bool wait)
 				continue;
 			int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 			say("run of %s (fire %lld) ended with exit code %d", d->kids[i].runbook, (long long)d->kids[i].fire, code);
-			if (code == RBK_EXIT_BADINPUT || code >= 126) {
+			/* Exit 2: refused before any run existed; 126/127: rbk could not
+			 * be executed. Anything else ended a run that was created. */
+			if (code == RBK_EXIT_BADINPUT || code == 126 || code == 127) {
 				/* No run was created: the fire says why. */
 				rbk_err e = {0};
 				rbk_store_fire_set(d->store, d->kids[i].fire, "failed", 0,

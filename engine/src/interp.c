@@ -7,11 +7,13 @@
 #include "mask.h"
 #include "mem.h"
 #include "crashpoint.h"
+#include "decide.h"
 #include "owner.h"
 #include "provenance.h"
 #include "render.h"
 #include "runner.h"
 #include "runstate.h"
+#include "scope.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -210,49 +212,15 @@ static int finish(run *r, const char *status, const char *reason, rbk_err *err)
 
 /* ---- expressions ---- */
 
-static int walk_name(const rbk_val *v, const char *const *segs, size_t n, size_t from, rbk_val *out, rbk_err *err)
-{
-	for (size_t i = from; i < n; i++) {
-		v = v && v->t == RBK_V_MAP ? rbk_val_map_get(v, segs[i]) : NULL;
-		if (!v) {
-			rbk_buf b = {0};
-			for (size_t j = 0; j < n; j++)
-				rbk_buf_printf(&b, "%s%s", j ? "." : "", segs[j]);
-			rbk_err_set(err, 0, "unknown name '%s'", b.s);
-			if (err)
-				err->code = RBK_ERR_NONAME;
-			rbk_buf_free(&b);
-			return -1;
-		}
-	}
-	*out = rbk_val_copy(v);
-	return 0;
-}
+/* The run's scope for guards and templates; rebuilt on each use because
+ * the maps it points at change as events are applied. */
+#define env_of(r) rbk_scope_env(scope_of(r, &(rbk_scope){0}))
 
-static int lookup(void *ctx, const char *const *segs, size_t n, rbk_val *out, rbk_err *err)
+static const rbk_scope *scope_of(run *r, rbk_scope *sc)
 {
-	run *r = ctx;
-	const char *root = segs[0];
-	if (!strcmp(root, "params"))
-		return walk_name(&r->params, segs, n, 1, out, err);
-	if (!strcmp(root, "vars"))
-		return walk_name(&r->rs.vars, segs, n, 1, out, err);
-	if (!strcmp(root, "steps"))
-		return walk_name(&r->rs.steps, segs, n, 1, out, err);
-	if (!strcmp(root, "run")) {
-		rbk_val m = rbk_val_map();
-		rbk_val_map_set(&m, "id", rbk_val_int(r->id));
-		rbk_val_map_set(&m, "name", rbk_val_str(r->rb->name));
-		rbk_val_map_set(&m, "actor", rbk_val_str(r->launcher ? r->launcher : ""));
-		rbk_val_map_set(&m, "dry_run", rbk_val_bool(r->dry_run));
-		int rc = walk_name(&m, segs, n, 1, out, err);
-		rbk_val_free(&m);
-		return rc;
-	}
-	return walk_name(NULL, segs, n, 0, out, err);
+	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0};
+	return sc;
 }
-
-static rbk_eval_env env_of(run *r) { return (rbk_eval_env){lookup, r, NULL, NULL}; }
 
 /* "guard at file:line:col: message", masked. */
 static char *expr_error(run *r, const rbk_mexpr *m, const rbk_err *e)
@@ -266,26 +234,19 @@ static char *expr_error(run *r, const rbk_mexpr *m, const rbk_err *e)
 
 /* ---- choosing transitions ---- */
 
-/* The next state after st succeeded: 0 with *to (borrowed) and the branch,
- * or -1 with *why (fresh) when a guard fails or nothing matched. */
+/* The next state after st succeeded (decide.h), with a guard's error
+ * placed in the file and masked. */
 static int choose(run *r, const rbk_state *st, const char **to, int *branch, char **why)
 {
 	rbk_eval_env env = env_of(r);
-	for (size_t i = 0; i < st->nnext; i++) {
-		const rbk_edge *e = &st->next[i];
-		bool ok = true;
-		rbk_err er = {0};
-		if (e->guard.expr && rbk_eval_guard(e->guard.expr, &env, &ok, &er) < 0) {
-			*why = expr_error(r, &e->guard, &er);
-			return -1;
-		}
-		if (ok) {
-			*to = e->to;
-			*branch = (int)i;
-			return 0;
-		}
+	const rbk_mexpr *bad = NULL;
+	rbk_err er = {0};
+	if (rbk_decide_next(st, &env, to, branch, why, &bad, &er) == 0)
+		return 0;
+	if (bad) {
+		rbk_free(*why);
+		*why = expr_error(r, bad, &er);
 	}
-	*why = rbk_xstrdup("no transition matched");
 	return -1;
 }
 
@@ -304,7 +265,7 @@ static int go(run *r, const rbk_state *st, const char *to, const char *via, int 
 /* Follow st's failure edge after error. */
 static int fail_edge(run *r, const rbk_state *st, const char *error, rbk_err *err)
 {
-	const char *edge = st->on_failure ? st->on_failure : r->rb->on_failure;
+	const char *edge = rbk_decide_failure_edge(r->rb, st);
 	if (!strcmp(edge, "fail"))
 		return finish(r, "failed", error, err);
 	if (!strcmp(edge, "rollback")) {
@@ -350,16 +311,6 @@ static int succeed(run *r, const rbk_state *st, rbk_err *err)
 }
 
 /* ---- actions ---- */
-
-static int64_t retry_delay(const rbk_state *st, int failures)
-{
-	double d = (double)st->retry.delay_ms;
-	for (int i = 1; i < failures; i++)
-		d *= st->retry.backoff;
-	if (st->retry.max_delay_ms >= 0 && d > (double)st->retry.max_delay_ms)
-		d = (double)st->retry.max_delay_ms;
-	return (int64_t)d;
-}
 
 static bool idempotent(run *r, const rbk_state *st, const rbk_call_spec *cs)
 {
@@ -551,7 +502,7 @@ static int after_attempt(run *r, const rbk_state *st, rbk_err *err)
 	if (ok)
 		return succeed(r, st, err);
 	if (r->rs.failures < st->retry.attempts) {
-		int64_t delay = retry_delay(st, r->rs.failures);
+		int64_t delay = rbk_decide_retry_delay(st, r->rs.failures);
 		rbk_val d = map2("state", rbk_val_str(st->name), "at_ms", rbk_val_int(wall_ms() + delay));
 		rbk_val_map_set(&d, "delay_ms", rbk_val_int(delay));
 		rbk_val_map_set(&d, "attempt", rbk_val_int(r->rs.attempts));

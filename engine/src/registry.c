@@ -80,7 +80,10 @@ static int refuse(rbk_diag *d, const char *file, void *handle, const char *fmt, 
 
 int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 {
-	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+	/* NODELETE: code stays mapped after dlclose, so nothing that outlives
+	 * the registry (an atexit handler, a sanitizer's report) calls into an
+	 * unmapped plugin. */
+	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (!h)
 		return refuse(d, file, NULL, "cannot load: %s", dlerror());
 	const rbk_plugin_abi_info *abi = dlsym(h, RBK_PLUGIN_ABI_SYMBOL);

@@ -205,33 +205,54 @@ static int tick_entry(const rbk_sched_entry *e, rbk_store *st, int64_t now, int6
 	}
 	/* Never fired: from the last tick (or, on a first start, only what
 	 * catch_up still allows). */
+	/* Never fired: from the last tick (or, on a first start, only what
+	 * catch_up still allows). */
 	int64_t from = h.found ? rbk_sched_parse_iso(h.nominal) : first_tick - e->catch_up_ms - RBK_SCHED_SLACK_MS;
-	for (int i = 0; i < RBK_SCHED_MAX_PER_TICK; i++) {
+	/* The nominal times up to now; of those still due, only the newest
+	 * fires (after downtime, one run, not one per missed time). */
+	int64_t times[RBK_SCHED_MAX_PER_TICK];
+	int n = 0, newest_due = -1;
+	while (n < RBK_SCHED_MAX_PER_TICK) {
 		int64_t next_s;
 		struct tm local;
-		if (rbk_cron_next(&e->cron, e->tz, from / 1000, &next_s, &local) < 0)
+		if (rbk_cron_next(&e->cron, e->tz, from / 1000, &next_s, &local) < 0 || next_s * 1000 > now)
 			break;
-		int64_t nominal = next_s * 1000;
-		if (nominal > now)
-			break;
-		from = nominal;
+		from = times[n] = next_s * 1000;
+		if (now - times[n] <= e->catch_up_ms + RBK_SCHED_SLACK_MS)
+			newest_due = n;
+		n++;
+	}
+	char newest_iso[32] = "";
+	if (newest_due >= 0)
+		rbk_sched_iso(times[newest_due], newest_iso);
+	char active_run[64];
+	if (h.run_id)
+		snprintf(active_run, sizeof active_run, "run %lld", (long long)h.run_id);
+	else
+		snprintf(active_run, sizeof active_run, "the run fired for %s", h.nominal);
+	for (int i = 0; i < n; i++) {
+		int64_t nominal = times[i];
 		char iso[32];
 		rbk_sched_iso(nominal, iso);
 		int64_t late = now - nominal, id = 0;
 		const char *outcome = "firing";
-		char note[128] = "";
+		char note[160] = "";
 		if (late > e->catch_up_ms + RBK_SCHED_SLACK_MS) {
 			outcome = "missed";
 			snprintf(note, sizeof note, "%llds late, catch_up allows %llds", (long long)(late / 1000),
 				 (long long)(e->catch_up_ms / 1000));
+		} else if (i < newest_due) {
+			outcome = "skipped";
+			snprintf(note, sizeof note, "superseded by the fire at %s", newest_iso);
 		} else if (h.active && e->overlap == RBK_OVERLAP_SKIP) {
 			outcome = "skipped";
-			snprintf(note, sizeof note, "run %lld of this entry was still active", (long long)h.run_id);
+			snprintf(note, sizeof note, "%s of this entry was still active", active_run);
 		} else if ((h.active || h.queued_id) && e->overlap == RBK_OVERLAP_QUEUE) {
 			outcome = h.queued_id ? "skipped" : "queued";
-			snprintf(note, sizeof note, h.queued_id ? "a fire of this entry is already queued"
-								: "waits for run %lld of this entry to end",
-				 (long long)h.run_id);
+			if (h.queued_id)
+				snprintf(note, sizeof note, "a fire of this entry is already queued");
+			else
+				snprintf(note, sizeof note, "waits for %s of this entry to end", active_run);
 		}
 		int rc = rbk_store_fire_claim(st, e->runbook, e->entry, iso, outcome, note[0] ? note : NULL, &id, err);
 		if (rc < 0)
@@ -252,6 +273,9 @@ static int tick_entry(const rbk_sched_entry *e, rbk_store *st, int64_t now, int6
 				return -1;
 			stats->fired++;
 			h.active = true;
+			h.run_id = 0; /* its run is not recorded yet: name it by its time */
+			snprintf(h.nominal, sizeof h.nominal, "%s", iso);
+			snprintf(active_run, sizeof active_run, "the run fired for %s", iso);
 		}
 	}
 	return 0;

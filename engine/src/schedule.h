@@ -7,6 +7,8 @@
  * time), so no time is ever fired twice, whoever restarts:
  *   - late by at most catch_up + one minute (a tick's slack): due;
  *   - later than that: missed (the scheduler was down);
+ *   - due, but an older one of several due at once (after downtime):
+ *     skipped, superseded by the newest, which alone fires;
  *   - due while this entry's previous run is still active: skipped
  *     (overlap: skip), queued (overlap: queue: fired when it ends), or
  *     fired anyway (overlap: allow).
