@@ -33,6 +33,7 @@ extern const rbk_cmd rbk_cmd_scheduler;
 extern const rbk_cmd rbk_cmd_schedule;
 extern const rbk_cmd rbk_cmd_verify;
 extern const rbk_cmd rbk_cmd_audit;
+extern const rbk_cmd rbk_cmd_replay;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {
