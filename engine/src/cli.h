@@ -34,6 +34,8 @@ extern const rbk_cmd rbk_cmd_schedule;
 extern const rbk_cmd rbk_cmd_verify;
 extern const rbk_cmd rbk_cmd_audit;
 extern const rbk_cmd rbk_cmd_replay;
+extern const rbk_cmd rbk_cmd_export;
+extern const rbk_cmd rbk_cmd_report;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {

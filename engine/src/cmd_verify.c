@@ -1,6 +1,7 @@
 /* rbk verify [--json]: recompute the event chain, and check it against the
  * last seal.      rbk audit seal --git DIR: commit the chain head to git. */
 #include "cli.h"
+#include "bundle.h"
 #include "exitcode.h"
 #include "mem.h"
 #include "provenance.h"
@@ -14,9 +15,10 @@
 static int verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'},
-					     {"git", required_argument, 0, 'g'}, {0, 0, 0, 0}};
+					     {"git", required_argument, 0, 'g'}, {"bundle", required_argument, 0, 'b'},
+					     {0, 0, 0, 0}};
 	bool json = false;
-	const char *home_opt = NULL, *git_opt = NULL;
+	const char *home_opt = NULL, *git_opt = NULL, *bundle = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -27,11 +29,25 @@ static int verify(int argc, char **argv)
 			home_opt = optarg;
 		else if (c == 'g')
 			git_opt = optarg;
+		else if (c == 'b')
+			bundle = optarg;
 		else
 			return rbk_cli_usage_error(&rbk_cmd_verify, "unknown option '%s'", argv[optind - 1]);
 	}
 	if (optind != argc)
 		return rbk_cli_usage_error(&rbk_cmd_verify, "unexpected argument '%s'", argv[optind]);
+	if (bundle) {
+		/* Offline: the bundle alone, no store. */
+		char *summary = NULL;
+		rbk_err be = {0};
+		int vr = rbk_bundle_verify(bundle, &summary, &be);
+		if (vr < 0)
+			fprintf(stderr, "rbk: error: %s\n", be.msg);
+		else
+			printf("%s: %s%s\n", bundle, vr ? "broken: " : "", summary);
+		rbk_free(summary);
+		return vr < 0 ? RBK_EXIT_BADINPUT : vr ? RBK_EXIT_FAILED : RBK_EXIT_OK;
+	}
 	rbk_store *s;
 	char *home;
 	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {
@@ -163,7 +179,7 @@ static int audit(int argc, char **argv)
 	return code;
 }
 
-const rbk_cmd rbk_cmd_verify = {"verify", "[--git DIR] [--json]",
+const rbk_cmd rbk_cmd_verify = {"verify", "[--git DIR] [--json] | --bundle FILE",
 				"recompute the event chain (and check it against the last seal); exit 0 when intact, 1 otherwise",
 				verify};
 const rbk_cmd rbk_cmd_audit = {"audit", "seal --git DIR", "commit the chain head into a git repository (a seal)", audit};

@@ -1614,3 +1614,37 @@ int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err)
 	sqlite3_finalize(st);
 	return ret;
 }
+
+void rbk_store_chain_hash(const char *prev, int64_t seq, int64_t run_id, const char *at, const char *actor,
+			  const char *kind, const char *data, char out[65])
+{
+	rbk_buf b = {0};
+	chain_hash(&b, prev, strlen(prev), seq, run_id, at, strlen(at), actor, strlen(actor), kind, strlen(kind), data,
+		   strlen(data), out);
+	rbk_buf_free(&b);
+}
+
+int rbk_store_links(rbk_store *s, int64_t from_seq, int64_t to_seq, int (*fn)(void *ctx, const rbk_store_event *ev),
+		    void *ctx, rbk_err *err)
+{
+	const char *op = "read chain";
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+				    "SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events"
+				    " WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, op, NULL, err);
+	sqlite3_bind_int64(st, 1, from_seq);
+	sqlite3_bind_int64(st, 2, to_seq);
+	int stop = 0;
+	while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW) {
+		rbk_store_event ev = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2, NULL),
+				      col_text(st, 3, NULL),	     col_text(st, 4, NULL),	       col_text(st, 5, NULL),
+				      col_text(st, 6, NULL),	     col_text(st, 7, NULL)};
+		stop = fn(ctx, &ev);
+	}
+	int ret = !stop && rc != SQLITE_DONE ? db_fail(s, rc, op, NULL, err) : 0;
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -212,6 +212,14 @@ int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err);
 /* The hash of event seq: 0, 1 when there is no such event, -1 with err. */
 int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err);
 
+/* The chain rule as a pure function (for bundles checked away from the
+ * store): hash = SHA-256(prev || seq \n run_id \n at \n actor \n kind \n data). */
+void rbk_store_chain_hash(const char *prev, int64_t seq, int64_t run_id, const char *at, const char *actor,
+			  const char *kind, const char *data, char out[65]);
+/* Every event with from_seq <= seq <= to_seq, in order (borrowed for the call). */
+int rbk_store_links(rbk_store *s, int64_t from_seq, int64_t to_seq, int (*fn)(void *ctx, const rbk_store_event *ev),
+		    void *ctx, rbk_err *err);
+
 /* A small fact kept between processes (NULL in *out when absent; caller frees). */
 int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err);
 int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err);
