@@ -44,7 +44,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 					     {"actor", required_argument, 0, 'a'},   {"since", required_argument, 0, 'S'},
 					     {"until", required_argument, 0, 'U'},   {"limit", required_argument, 0, 'l'},
 					     {"json", no_argument, 0, 'j'},	     {"home", required_argument, 0, 'H'},
-					     {0, 0, 0, 0}};
+					     {"scheduled", no_argument, 0, 'c'},    {0, 0, 0, 0}};
 	rbk_store_run_filter f = {0};
 	f.active_only = active;
 	const char *home_opt = NULL;
@@ -70,6 +70,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 		}
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
+		case 'c': f.scheduled_only = 1; break;
 		default: return rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -108,5 +109,5 @@ static int status(int argc, char **argv) { return list_runs(&rbk_cmd_status, arg
 static int history(int argc, char **argv) { return list_runs(&rbk_cmd_history, argc, argv, false); }
 
 const rbk_cmd rbk_cmd_status = {"status", "[--json]", "the runs that are not over (running, waiting, interrupted, needs attention)", status};
-const rbk_cmd rbk_cmd_history = {"history", "[--runbook N] [--status S] [--actor A] [--since T] [--until T] [--limit N] [--json]",
+const rbk_cmd rbk_cmd_history = {"history", "[--runbook N] [--status S] [--actor A] [--since T] [--until T] [--scheduled] [--limit N] [--json]",
 				 "past runs, newest first (50 unless --limit)", history};

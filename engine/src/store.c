@@ -1400,6 +1400,8 @@ int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *
 		rbk_buf_puts(&q, " AND status IN ('running', 'waiting', 'interrupted', 'needs_attention')");
 	if (f && f->top_level_only)
 		rbk_buf_puts(&q, " AND parent_run IS NULL");
+	if (f && f->scheduled_only)
+		rbk_buf_puts(&q, " AND id IN (SELECT run_id FROM fires WHERE run_id IS NOT NULL)");
 	rbk_buf_puts(&q, " ORDER BY id DESC LIMIT ?6");
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(s->db, q.s, -1, &st, NULL);

@@ -174,6 +174,7 @@ typedef struct {
 	const char *since, *until;            /* ISO-8601 UTC bounds on created_at; NULL: open */
 	int active_only;                      /* running, waiting, interrupted, needs_attention */
 	int top_level_only;                   /* no child runs */
+	int scheduled_only;                   /* runs started by a schedule fire */
 	int64_t limit;                        /* 0: no limit */
 } rbk_store_run_filter;
 
