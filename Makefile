@@ -28,12 +28,16 @@ SAN_OBJ    := $(ENGINE_SRC:engine/src/%.c=build/san/%.o)
 SAN_LIB    := $(LIB_SRC:engine/src/%.c=build/san/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=build/san/fuzz/%)
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_TIME  ?= 60
 PLUGINS    := $(notdir $(wildcard plugins/*))
 PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
 TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
-.PHONY: all test unit install deps clean example soak demo
+.PHONY: all test unit install deps clean example soak demo fuzz
 all: build/rbk $(PLUGIN_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
@@ -73,7 +77,28 @@ build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_LIB) $(LDLIBS)
 
-test: build/san/rbk $(UNIT_BIN) $(TEST_PLUGIN_SO) all
+# The fuzz targets, replaying the kept corpus under the test build (no libFuzzer).
+build/san/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c $(SAN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< tests/fuzz/driver.c $(SAN_LIB) $(LDLIBS)
+
+# make fuzz: each target under libFuzzer (clang) for FUZZ_TIME seconds,
+# seeded with tests/fuzz/corpus/NAME; new inputs go to build/fuzz/corpus-NAME
+# (merge them into the kept corpus with -merge=1), crashes to
+# tests/fuzz/crashes/ (each becomes a regression case in the corpus).
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	clang $(CSTD) $(WARN) -g -O1 -Iengine/src -Iengine/include $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p tests/fuzz/crashes
+	@for t in $(FUZZ_BIN); do name=$$(basename $$t); seeds=tests/fuzz/corpus/$${name#fuzz_}; \
+	  mkdir -p build/fuzz/corpus-$$name; echo "== $$name for $(FUZZ_TIME)s"; \
+	  $$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -artifact_prefix=tests/fuzz/crashes/$$name- \
+	    build/fuzz/corpus-$$name $$seeds 2>&1 | tail -2; done
+
+test: build/san/rbk $(UNIT_BIN) $(FUZZ_REPLAY) $(TEST_PLUGIN_SO) all
 	@python3 tests/run --rbk build/san/rbk --units build/san/tests
 
 # Crash tests, long mode: thousands of kills of rbk (at every crash point, then
@@ -117,7 +142,8 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/rbk-plugin.pc
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
-  libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev
+  libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev \
+  git clang
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)

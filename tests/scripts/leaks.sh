@@ -4,7 +4,7 @@
 # approval, call), resume after a kill, approve, status, show, history, log,
 # plugins, scheduler --once, schedule next.
 . "$(dirname "$0")/lib.bash"
-export ASAN_OPTIONS=detect_leaks=1 RBK_HOME="$TMP/home" RBK_PATH="$RBK_ROOT/tests/fixtures/run"
+export ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 RBK_HOME="$TMP/home" RBK_PATH="$RBK_ROOT/tests/fixtures/run"
 export RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins:$RBK_ROOT/build/test-plugins"
 leakfree() { # leakfree NAME CMD...: the command's exit code is not judged, only leaks
 	name=$1; shift
