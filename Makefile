@@ -2,6 +2,7 @@
 #   make            build/rbk and build/plugins/rbk-<name>.so
 #   make test       every test, under AddressSanitizer and UBSan
 #   make crashtest  the long crash tests (kill -9 and resume, thousands of times)
+#   make bench      rbk measured side by side with its peers (bench/results.md)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       install the Debian build and test dependencies
 
@@ -37,7 +38,7 @@ PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
 TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
-.PHONY: all test unit install deps clean example soak demo fuzz
+.PHONY: all test crashtest unit install deps clean example soak demo bench fuzz
 all: build/rbk $(PLUGIN_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
@@ -126,6 +127,12 @@ demo: all
 # The scheduler's memory over a simulated day (reported, not asserted).
 soak: all
 	@tests/soak/soak.sh
+
+# rbk side by side with bash, ansible-playbook and aws-local-stepfunctions
+# (installed first): prints a table and writes bench/results.md. Reported,
+# never asserted. The 1M-event store is generated once into bench/.cache.
+bench: all
+	@bench/bench.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/rbk/plugins \

@@ -44,6 +44,7 @@ static int take_link(void *ctx, const rbk_store_event *ev)
 	gather *g = ctx;
 	rbk_val l = rbk_val_map();
 	rbk_val_map_set(&l, "seq", rbk_val_int(ev->seq));
+	rbk_val_map_set(&l, "run", rbk_val_int(ev->run_id)); /* so a run's event cannot be left out */
 	rbk_val_map_set(&l, "prev_hash", rbk_val_str(ev->prev_hash));
 	rbk_val_map_set(&l, "hash", rbk_val_str(ev->hash));
 	rbk_val_list_push(&g->links, l);
@@ -181,6 +182,38 @@ int rbk_bundle_verify(const char *path, char **summary, rbk_err *err)
 			goto done;
 		}
 	}
+	/* The summary names the run the events belong to, and its outcome is
+	 * the one its events record. */
+	const rbk_val *runinfo = rbk_val_map_get(&bundle, "run");
+	int64_t run_id = num(runinfo, "run");
+	const char *final = NULL;
+	for (size_t i = 0; i < events->u.list.n; i++) {
+		const rbk_val *e = &events->u.list.items[i];
+		if (num(e, "run") != run_id) {
+			rc = verdict(summary, 1, "event %lld belongs to run %lld, not to the bundle's run %lld",
+				     (long long)num(e, "seq"), (long long)num(e, "run"), (long long)run_id);
+			goto done;
+		}
+		const char *k = str(e, "kind");
+		if (k && (!strcmp(k, "run_finished") || !strcmp(k, "run_status"))) {
+			rbk_val d = rbk_val_null();
+			if (rbk_json_parse(&d, str(e, "data"), strlen(str(e, "data")), NULL) == 0) {
+				const char *st = str(&d, "status");
+				static char last[32];
+				if (st) {
+					snprintf(last, sizeof last, "%s", st);
+					final = last;
+				}
+			}
+			rbk_val_free(&d);
+		}
+	}
+	const char *claimed = str(runinfo, "status");
+	if (final && claimed && strcmp(final, claimed) != 0 &&
+	    !(!strcmp(claimed, "interrupted") && !strcmp(final, "running"))) {
+		rc = verdict(summary, 1, "the bundle says run %lld %s, its events say %s", (long long)run_id, claimed, final);
+		goto done;
+	}
 	/* The links chain from the run's first event to the proof's end, and
 	 * the run's later events are links of that chain. */
 	const rbk_val *first = &events->u.list.items[0];
@@ -206,6 +239,10 @@ int rbk_bundle_verify(const char *path, char **summary, rbk_err *err)
 				goto done;
 			}
 			next_event++;
+		} else if (num(l, "run") == run_id) {
+			rc = verdict(summary, 1, "event %lld of run %lld is in the chain but missing from the bundle",
+				     (long long)seq, (long long)run_id);
+			goto done;
 		}
 	}
 	if (next_event != events->u.list.n) {

@@ -17,12 +17,15 @@ typedef struct {
 	bool json;
 	int count;
 	rbk_val list;
+	const char *want_status; /* the status asked for, as shown (interrupted includes a dead owner's running) */
 } lister;
 
 static int one(void *ctx, const rbk_store_run *r)
 {
 	lister *l = ctx;
 	const char *status = rbk_runview_status(l->home, r);
+	if (l->want_status && strcmp(status, l->want_status) != 0)
+		return 0;
 	if (l->json) {
 		rbk_val_list_push(&l->list, rbk_runview_run(r, status));
 	} else {
@@ -84,9 +87,21 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 		rbk_free(home);
 		return RBK_EXIT_FAILED;
 	}
-	lister l = {home, json, 0, rbk_val_list()};
+	lister l = {home, json, 0, rbk_val_list(), f.status};
 	rbk_err e = {0};
-	int rc = rbk_store_runs(s, &f, one, &l, &e);
+	/* A run stored as running whose owner died shows as interrupted: filter
+	 * on the status shown, reading both when either is asked for. */
+	int rc;
+	if (f.status && (!strcmp(f.status, "interrupted") || !strcmp(f.status, "running"))) {
+		rbk_store_run_filter g = f;
+		g.status = "running";
+		rc = rbk_store_runs(s, &g, one, &l, &e);
+		g.status = "interrupted";
+		if (rc == 0)
+			rc = rbk_store_runs(s, &g, one, &l, &e);
+	} else {
+		rc = rbk_store_runs(s, &f, one, &l, &e);
+	}
 	if (rc < 0)
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 	else if (json) {

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "bundle.h"
 #include "exitcode.h"
+#include "json.h"
 #include "mem.h"
 #include "provenance.h"
 #include "store.h"
@@ -92,17 +93,18 @@ static int verify(int argc, char **argv)
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		code = RBK_EXIT_FAILED;
 	} else if (json) {
-		printf("{\"intact\": %s, \"events\": %lld, \"head\": \"%s\", \"first_bad_event\": %lld, \"problem\": ",
-		       bad || seal_why ? "false" : "true", (long long)count, head, (long long)bad);
+		rbk_val m = rbk_val_map();
 		const char *p = why ? why : seal_why;
-		if (p) {
-			putchar('"');
-			for (; *p; p++)
-				(*p == '"' || *p == '\\') ? printf("\\%c", *p) : putchar(*p);
-			putchar('"');
-		} else
-			fputs("null", stdout);
-		printf(", \"sealed_at\": %lld}\n", (long long)(sealed == 0 ? seal_seq : 0));
+		rbk_val_map_set(&m, "intact", rbk_val_bool(!bad && !seal_why));
+		rbk_val_map_set(&m, "events", rbk_val_int(count));
+		rbk_val_map_set(&m, "head", rbk_val_str(head));
+		rbk_val_map_set(&m, "first_bad_event", rbk_val_int(bad));
+		rbk_val_map_set(&m, "problem", p ? rbk_val_str(p) : rbk_val_null());
+		rbk_val_map_set(&m, "sealed_at", rbk_val_int(sealed == 0 ? seal_seq : 0));
+		char *js = rbk_json_encode(&m);
+		puts(js);
+		rbk_free(js);
+		rbk_val_free(&m);
 	} else if (bad) {
 		printf("chain broken at event %lld: %s\n", (long long)bad, why);
 	} else if (seal_why) {

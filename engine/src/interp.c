@@ -981,8 +981,17 @@ int rbk_interp_run(rbk_interp *ip, const rbk_interp_launch *l, int64_t *run_id, 
 	}
 	if (rc == 0)
 		rc = drive(&r, err);
-	if (rc < 0)
+	if (rc < 0) {
 		drop_uncommitted(ip);
+		/* A run that exists was interrupted by the error (the store, memory),
+		 * not failed: what was committed stands, and it resumes from there. */
+		if (*run_id && err->code != RBK_EXIT_BADINPUT) {
+			size_t l = strlen(err->msg);
+			snprintf(err->msg + l, sizeof err->msg - l, "; run %lld is resumable: rbk resume %lld", (long long)*run_id,
+				 (long long)*run_id);
+			err->code = RBK_EXIT_INTERRUPTED;
+		}
+	}
 	*status = rc == 0 ? r.rs.status : "failed";
 	static char final[24];
 	snprintf(final, sizeof final, "%s", *status);
@@ -1202,12 +1211,14 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 		if (rc == 0)
 			rc = start_run(&c, err);
 	}
+	int64_t began = wall_ms();
 	if (rc == 0) {
 		ip->ui->depth++;
 		c.depth = parent->depth + 1;
 		rc = drive(&c, err);
 		ip->ui->depth--;
 	}
+	int64_t took = wall_ms() - began;
 	if (rc < 0) {
 		run_free(&c);
 		return -1;
@@ -1215,8 +1226,10 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 	int64_t cid = c.id;
 	char cstatus[24];
 	snprintf(cstatus, sizeof cstatus, "%s", c.rs.status);
+	rbk_val child_vars = rbk_val_copy(&c.rs.vars); /* what the called run computed */
 	run_free(&c);
 	if (!rbk_rs_status_terminal(cstatus)) {
+		rbk_val_free(&child_vars);
 		/* The child waits or was interrupted: the parent stops with it. */
 		if (set_status(parent, cstatus, "a called run has not ended", err) < 0)
 			return -1;
@@ -1224,11 +1237,12 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 	}
 	bool ok = !strcmp(cstatus, "succeeded");
 	rbk_val outs = map2("run", rbk_val_int(cid), "status", rbk_val_str(cstatus));
+	rbk_val_map_set(&outs, "vars", child_vars);
 	char *why = ok ? NULL : rbk_xasprintf("called run %lld (%s) ended %s", (long long)cid, st->act.action, cstatus);
-	rbk_ui_step_end(ip->ui, parent->id, st->name, ok, 0, why);
+	rbk_ui_step_end(ip->ui, parent->id, st->name, ok, took, why);
 	rbk_val fin = map2("state", rbk_val_str(st->name), "attempt", rbk_val_int(attempt));
 	rbk_val_map_set(&fin, "status", rbk_val_str(ok ? "ok" : "failed"));
-	rbk_val_map_set(&fin, "result", step_result(parent, ok, &outs, why, 0));
+	rbk_val_map_set(&fin, "result", step_result(parent, ok, &outs, why, took));
 	rbk_val_free(&outs);
 	rbk_free(why);
 	return emit(parent, "step_finished", fin, err);
@@ -1371,8 +1385,15 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	}
 	if (rc == 0)
 		rc = drive(&r, err);
-	if (rc < 0)
+	if (rc < 0) {
 		drop_uncommitted(ip);
+		if (r.id && r.owner_fd >= 0 && err->code != RBK_EXIT_BADINPUT && err->code != RBK_EXIT_WAITING) {
+			size_t l = strlen(err->msg);
+			snprintf(err->msg + l, sizeof err->msg - l, "; run %lld is resumable: rbk resume %lld", (long long)run_id,
+				 (long long)run_id);
+			err->code = RBK_EXIT_INTERRUPTED;
+		}
+	}
 	int64_t parent = rc == 0 && rbk_rs_terminal(&r.rs) ? r.parent : 0;
 	snprintf(final, sizeof final, "%s", rc == 0 ? r.rs.status : "failed");
 	*status = final;

@@ -1,6 +1,9 @@
 /* rbk: the command-line entry point; dispatches to the command table. */
 #include "cli.h"
 #include "exitcode.h"
+#include "mem.h"
+
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +32,10 @@ static void usage(FILE *to)
 
 int main(int argc, char **argv)
 {
+	/* Fault injection for tests: the Nth allocation fails (docs/testing.md). */
+	const char *alloc_fault = getenv("RBK_FAULT_ALLOC");
+	if (alloc_fault && atol(alloc_fault) > 0)
+		rbk_mem_fail_after((unsigned long)atol(alloc_fault));
 	if (argc < 2) {
 		usage(stderr);
 		return RBK_EXIT_BADINPUT;

@@ -5,6 +5,7 @@
  * so the read of the chain head and the insert of the next event can never
  * interleave with another process's append. */
 #include "store.h"
+#include "store_fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -691,6 +692,7 @@ int rbk_store_open(rbk_store **out, const char *home, rbk_err *err)
 	rbk_store *s = rbk_xcalloc(1, sizeof *s);
 	s->path = path;
 	s->rng = (unsigned)getpid() ^ (unsigned)mono_ms();
+	rbk_store_fault_install(); /* a no-op unless RBK_FAULT_IO is set (tests) */
 
 	int rc = sqlite3_open_v2(path, &s->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
