@@ -118,12 +118,10 @@ rbk_registry *rbk_cli_registry(void)
 {
 	if (registry)
 		return registry;
+	/* Plugins load when first used; a refused one is reported then, and
+	 * its actions are unknown. */
 	char *path = rbk_reg_default_path();
-	rbk_diag d = {0};
-	rbk_reg_load(&registry, path, &d);
-	/* A refused plugin is reported, and its actions are then unknown. */
-	rbk_diag_print(&d, stderr);
-	rbk_diag_free(&d);
+	rbk_reg_open(&registry, path);
 	rbk_free(path);
 	atexit(free_registry);
 	return registry;

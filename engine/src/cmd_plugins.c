@@ -52,7 +52,10 @@ static int run(int argc, char **argv)
 		describe(r);
 		rbk_reg_free(r);
 	} else {
-		describe(rbk_cli_registry());
+		rbk_registry *r = rbk_cli_registry();
+		rbk_reg_load_all(r, &d);
+		rbk_diag_print(&d, stderr);
+		describe(r);
 	}
 	rbk_diag_free(&d);
 	return rc;

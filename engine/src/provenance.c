@@ -4,14 +4,34 @@
 
 #include <git2.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* True when a .git (directory or file) sits in dir or above: a cheap test
+ * that spares libgit2's start-up (it reads the TLS certificate bundle) for
+ * runbooks outside a work tree. */
+static bool in_work_tree(const char *abs)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", abs);
+	for (char *slash; (slash = strrchr(dir, '/'));) {
+		*slash = '\0';
+		char probe[PATH_MAX + 8];
+		snprintf(probe, sizeof probe, "%s/.git", dir);
+		struct stat st;
+		if (stat(probe, &st) == 0)
+			return true;
+	}
+	return false;
+}
+
 void rbk_prov_git(const char *file, rbk_val *out)
 {
 	char abs[PATH_MAX];
-	if (!realpath(file, abs))
+	if (!realpath(file, abs) || !in_work_tree(abs))
 		return;
 	git_libgit2_init();
 	git_buf root = {0};

@@ -21,11 +21,20 @@ typedef struct {
 	const rbk_plugin *plugin;
 } loaded;
 
+typedef struct {
+	char *name; /* the plugin's name: the file is rbk-NAME.so */
+	char *file;
+	bool tried;
+} available;
+
 struct rbk_registry {
 	loaded *plugins;
 	size_t nplugins;
 	rbk_reg_action *actions;
 	size_t nactions;
+	available *avail; /* plugin files on the path, loaded when first needed */
+	size_t navail;
+	rbk_diag *late;   /* where refusals of lazily loaded plugins go (stderr when NULL) */
 };
 
 const char *rbk_reg_type_name(rbk_type t)
@@ -61,6 +70,8 @@ static bool name_ok(const char *s)
 			return false;
 	return true;
 }
+
+static const rbk_reg_action *find_loaded(const rbk_registry *r, const char *full_name);
 
 /* Refuse a plugin: report, unload, return -1. */
 static int refuse(rbk_diag *d, const char *file, void *handle, const char *fmt, ...)
@@ -112,7 +123,7 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 			return refuse(d, file, h, "action %zu of plugin '%s' has a bad name, no run function or no param table",
 				      i, p->name);
 		char *full = rbk_xasprintf("%s.%s", p->name, a->name);
-		const rbk_reg_action *dup = rbk_reg_find(r, full);
+		const rbk_reg_action *dup = find_loaded(r, full);
 		bool twice = false;
 		for (size_t j = 0; j < i; j++)
 			twice |= !strcmp(p->actions[j].name, a->name);
@@ -137,12 +148,9 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d)
+int rbk_reg_open(rbk_registry **out, const char *path)
 {
 	rbk_registry *r = rbk_reg_new();
-	int refused = 0;
-	char **seen = NULL; /* one file name per plugin: the first directory wins */
-	size_t nseen = 0;
 	for (const char *p = path; p && *p;) {
 		size_t n = strcspn(p, ":");
 		char *dir = rbk_xstrndup(p, n);
@@ -157,7 +165,7 @@ int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d)
 		struct dirent *e;
 		while ((e = readdir(dh))) {
 			size_t l = strlen(e->d_name);
-			if (strncmp(e->d_name, "rbk-", 4) || l < 7 || strcmp(e->d_name + l - 3, ".so"))
+			if (strncmp(e->d_name, "rbk-", 4) || l < 8 || strcmp(e->d_name + l - 3, ".so"))
 				continue;
 			names = rbk_xrealloc(names, (count + 1) * sizeof *names);
 			names[count++] = rbk_xstrdup(e->d_name);
@@ -165,26 +173,55 @@ int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d)
 		closedir(dh);
 		qsort(names, count, sizeof *names, by_name); /* load order must not depend on the file system */
 		for (size_t i = 0; i < count; i++) {
-			bool dup = false;
-			for (size_t j = 0; j < nseen; j++)
-				dup |= !strcmp(seen[j], names[i]);
-			if (!dup) {
-				char *file = rbk_xasprintf("%s/%s", dir, names[i]);
-				refused += rbk_reg_load_file(r, file, d) < 0;
-				rbk_free(file);
-				seen = rbk_xrealloc(seen, (nseen + 1) * sizeof *seen);
-				seen[nseen++] = names[i];
-			} else
-				rbk_free(names[i]);
+			char *name = rbk_xstrndup(names[i] + 4, strlen(names[i]) - 7);
+			bool dup = false; /* one file per plugin: the first directory wins */
+			for (size_t j = 0; j < r->navail; j++)
+				dup |= !strcmp(r->avail[j].name, name);
+			if (dup) {
+				rbk_free(name);
+			} else {
+				r->avail = rbk_xrealloc(r->avail, (r->navail + 1) * sizeof *r->avail);
+				r->avail[r->navail++] = (available){name, rbk_xasprintf("%s/%s", dir, names[i]), false};
+			}
+			rbk_free(names[i]);
 		}
 		rbk_free(names);
 		rbk_free(dir);
 	}
-	for (size_t j = 0; j < nseen; j++)
-		rbk_free(seen[j]);
-	rbk_free(seen);
 	*out = r;
+	return 0;
+}
+
+/* Load the plugin file named for plugin name, once. */
+static void ensure(rbk_registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->navail; i++) {
+		if (strcmp(r->avail[i].name, name) != 0 || r->avail[i].tried)
+			continue;
+		r->avail[i].tried = true;
+		rbk_diag d = {0};
+		rbk_reg_load_file(r, r->avail[i].file, r->late ? r->late : &d);
+		rbk_diag_print(&d, stderr);
+		rbk_diag_free(&d);
+	}
+}
+
+int rbk_reg_load_all(rbk_registry *r, rbk_diag *d)
+{
+	int refused = 0;
+	for (size_t i = 0; i < r->navail; i++) {
+		if (r->avail[i].tried)
+			continue;
+		r->avail[i].tried = true;
+		refused += rbk_reg_load_file(r, r->avail[i].file, d) < 0;
+	}
 	return refused;
+}
+
+int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d)
+{
+	rbk_reg_open(out, path);
+	return rbk_reg_load_all(*out, d);
 }
 
 void rbk_reg_free(rbk_registry *r)
@@ -199,18 +236,35 @@ void rbk_reg_free(rbk_registry *r)
 	}
 	rbk_free(r->actions);
 	rbk_free(r->plugins);
+	for (size_t i = 0; i < r->navail; i++) {
+		rbk_free(r->avail[i].name);
+		rbk_free(r->avail[i].file);
+	}
+	rbk_free(r->avail);
 	rbk_free(r);
 }
 
 size_t rbk_reg_count(const rbk_registry *r) { return r->nactions; }
 const rbk_reg_action *rbk_reg_at(const rbk_registry *r, size_t i) { return i < r->nactions ? &r->actions[i] : NULL; }
 
-const rbk_reg_action *rbk_reg_find(const rbk_registry *r, const char *full_name)
+static const rbk_reg_action *find_loaded(const rbk_registry *r, const char *full_name)
 {
 	for (size_t i = 0; i < r->nactions; i++)
 		if (!strcmp(r->actions[i].full_name, full_name))
 			return &r->actions[i];
 	return NULL;
+}
+
+const rbk_reg_action *rbk_reg_find(rbk_registry *r, const char *full_name)
+{
+	const rbk_reg_action *a = find_loaded(r, full_name);
+	if (a)
+		return a;
+	/* Not loaded yet: load the plugin the name's prefix names, if there is one. */
+	char plugin[128];
+	snprintf(plugin, sizeof plugin, "%.*s", (int)strcspn(full_name, "."), full_name);
+	ensure(r, plugin);
+	return find_loaded(r, full_name);
 }
 
 /* ---- the checker's view ---- */
@@ -287,7 +341,8 @@ static void check_params(void *ctx, const char *action, const rbk_node *with, co
 
 static int has_plugin(void *ctx, const char *plugin)
 {
-	const rbk_registry *r = ctx;
+	rbk_registry *r = ctx;
+	ensure(r, plugin);
 	for (size_t i = 0; i < r->nplugins; i++)
 		if (!strcmp(r->plugins[i].plugin->name, plugin))
 			return 1;
@@ -297,10 +352,11 @@ static int has_plugin(void *ctx, const char *plugin)
 static const char *suggest(void *ctx, const char *word, int plugin_names)
 {
 	const rbk_registry *r = ctx;
-	size_t n = plugin_names ? r->nplugins : r->nactions;
+	/* Plugin names come from the files on the path: no need to load them. */
+	size_t n = plugin_names ? r->navail : r->nactions;
 	const char **names = rbk_xcalloc(n + 1, sizeof *names);
 	for (size_t i = 0; i < n; i++)
-		names[i] = plugin_names ? r->plugins[i].plugin->name : r->actions[i].full_name;
+		names[i] = plugin_names ? r->avail[i].name : r->actions[i].full_name;
 	const char *best = rbk_suggest(word, names, n);
 	rbk_free(names);
 	return best;

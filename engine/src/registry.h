@@ -25,8 +25,15 @@ typedef struct {
 /* The plugin search path: $RBK_PLUGIN_PATH, else the plugins directories
  * next to the executable (DIR/plugins, DIR/../plugins, DIR/../lib/rbk/plugins). Caller frees. */
 char *rbk_reg_default_path(void);
-/* Load every rbk-*.so in the ':'-separated path. Refused plugins are
- * reported in d and skipped; returns the number refused. */
+/* Find the plugin files (rbk-NAME.so) in the ':'-separated path, the
+ * first directory winning for a name, without loading any: a plugin is
+ * loaded the first time one of its actions is looked up, so a run loads
+ * only what it uses. Refusals of plugins loaded then go to stderr. */
+int rbk_reg_open(rbk_registry **out, const char *path);
+/* Load every plugin found (rbk plugins). Refused plugins are reported in d
+ * and skipped; returns the number refused. */
+int rbk_reg_load_all(rbk_registry *r, rbk_diag *d);
+/* rbk_reg_open then rbk_reg_load_all. */
 int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d);
 /* Load one file (tests, `rbk plugins FILE`). Returns 0 or -1 with d. */
 int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d);
@@ -35,7 +42,8 @@ void rbk_reg_free(rbk_registry *r);
 
 size_t rbk_reg_count(const rbk_registry *r);
 const rbk_reg_action *rbk_reg_at(const rbk_registry *r, size_t i);
-const rbk_reg_action *rbk_reg_find(const rbk_registry *r, const char *full_name);
+/* The action, loading its plugin first if needed; NULL when none provides it. */
+const rbk_reg_action *rbk_reg_find(rbk_registry *r, const char *full_name);
 /* The checker's view of the registry (valid while r lives). */
 rbk_check_actions rbk_reg_checker(rbk_registry *r);
 const char *rbk_reg_type_name(rbk_type t);
