@@ -29,6 +29,8 @@ SAN_OBJ    := $(ENGINE_SRC:engine/src/%.c=build/san/%.o)
 SAN_LIB    := $(LIB_SRC:engine/src/%.c=build/san/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
+VG_BIN     := $(UNIT_SRC:tests/unit/%.c=build/vg/tests/%)
+OBJ_LIB    := $(LIB_SRC:engine/src/%.c=build/obj/%.o)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=build/san/fuzz/%)
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
@@ -38,7 +40,7 @@ PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
 TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
-.PHONY: all test crashtest unit install deps clean example soak demo bench fuzz
+.PHONY: all test crashtest unit install deps clean example soak demo bench fuzz valgrind
 all: build/rbk $(PLUGIN_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
@@ -77,6 +79,14 @@ build/san/rbk: $(SAN_OBJ)
 build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_LIB) $(LDLIBS)
+
+# make valgrind: unit tests and command-line flows under memcheck, no sanitizers.
+build/vg/tests/%: tests/unit/%.c tests/unit/t.h $(OBJ_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_LIB) $(LDLIBS)
+
+valgrind: all $(VG_BIN) $(TEST_PLUGIN_SO)
+	@tests/valgrind/run.sh
 
 # The fuzz targets, replaying the kept corpus under the test build (no libFuzzer).
 build/san/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c $(SAN_LIB)
@@ -150,7 +160,7 @@ install: all
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
   libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev \
-  git clang
+  git clang valgrind
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)

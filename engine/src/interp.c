@@ -100,6 +100,19 @@ struct run {
 
 /* ---- recording ---- */
 
+/* Event fields that name things of the definition or the engine (states,
+ * keys, kinds of outcome): never secrets, and never masked, so a short
+ * secret cannot mangle the names the run's fold reads back. */
+static bool structural(const char *key)
+{
+	static const char *const keys[] = {"state", "from", "to", "via", "key", "action", "status", "start", "decision",
+					   "by", NULL};
+	for (size_t i = 0; keys[i]; i++)
+		if (!strcmp(keys[i], key))
+			return true;
+	return false;
+}
+
 /* Every string in v with secrets replaced (in place). */
 static void mask_val(const rbk_mask *m, rbk_val *v)
 {
@@ -158,7 +171,9 @@ static int64_t int_in(const rbk_val *m, const char *k)
 /* Record an event (data masked, taken) and apply it to the fold. */
 static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 {
-	mask_val(&r->mask, &data);
+	for (size_t i = 0; data.t == RBK_V_MAP && i < data.u.map.n; i++)
+		if (!structural(data.u.map.keys[i]))
+			mask_val(&r->mask, &data.u.map.vals[i]);
 	int rc = begin(r, err);
 	int64_t seq = 0;
 	if (rc == 0) {
@@ -428,8 +443,16 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		rbk_val given;
 		rbk_eval_env env = env_of(r);
 		if (st->dry_run && rbk_render(st->dry_run, &env, &given, NULL, NULL) == 0) {
-			for (size_t i = 0; given.t == RBK_V_MAP && i < given.u.map.n; i++)
-				rbk_val_map_set(&res.outputs, given.u.map.keys[i], rbk_val_copy(&given.u.map.vals[i]));
+			/* Step fields (exit_code, stdout...) at the top; named outputs
+			 * may also be written under out:, as guards read them. */
+			for (size_t i = 0; given.t == RBK_V_MAP && i < given.u.map.n; i++) {
+				const rbk_val *gv = &given.u.map.vals[i];
+				if (!strcmp(given.u.map.keys[i], "out") && gv->t == RBK_V_MAP)
+					for (size_t j = 0; j < gv->u.map.n; j++)
+						rbk_val_map_set(&res.outputs, gv->u.map.keys[j], rbk_val_copy(&gv->u.map.vals[j]));
+				else
+					rbk_val_map_set(&res.outputs, given.u.map.keys[i], rbk_val_copy(gv));
+			}
 			rbk_val_free(&given);
 		}
 		const rbk_val *code = rbk_val_map_get(&res.outputs, "exit_code");

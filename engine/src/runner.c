@@ -70,6 +70,11 @@ static void child(const rbk_reg_action *a, const rbk_val *args, const char *key,
 	rbk_val_map_set(&res, "log", rbk_val_str(call.log.s ? call.log.s : ""));
 	char *json = rbk_json_encode(&res);
 	write_all(fd, json, strlen(json));
+	/* Freed though the process ends: memory checkers read every exit. */
+	rbk_free(json);
+	rbk_val_free(&res);
+	rbk_reg_args_free(av);
+	rbk_reg_call_free(&call);
 	_exit(0);
 }
 
