@@ -327,12 +327,23 @@ static int succeed(run *r, const rbk_state *st, rbk_err *err)
 
 /* ---- actions ---- */
 
+/* May the step in flight run again? The runbook's `idempotent:` first,
+ * then the action's answer for the params it was started with, then the
+ * action's flag. */
 static bool idempotent(run *r, const rbk_state *st, const rbk_call_spec *cs)
 {
 	if (cs == &st->act && st->idempotent >= 0)
 		return st->idempotent;
 	const rbk_reg_action *a = cs->action ? rbk_reg_find(r->ip->reg, cs->action) : NULL;
-	return a && a->action->idempotent;
+	if (!a)
+		return false;
+	if (a->action->is_idempotent && r->rs.flight_params.t == RBK_V_MAP) {
+		rbk_value *args = rbk_reg_args(&r->rs.flight_params);
+		int yes = a->action->is_idempotent(args);
+		rbk_reg_args_free(args);
+		return yes != 0;
+	}
+	return a->action->idempotent;
 }
 
 /* The step's result as guards see it: steps.S.{status, exit_code, stdout,

@@ -13,6 +13,7 @@ void rbk_rs_init(rbk_rs *rs)
 	rs->vars = rbk_val_map();
 	rs->steps = rbk_val_map();
 	rs->approval_deadline_ms = -1;
+	rs->flight_params = rbk_val_null();
 }
 
 void rbk_rs_free(rbk_rs *rs)
@@ -25,6 +26,7 @@ void rbk_rs_free(rbk_rs *rs)
 		rbk_free(rs->done[i].state);
 	rbk_free(rs->done);
 	rbk_free(rs->flight_state);
+	rbk_val_free(&rs->flight_params);
 	rbk_free(rs->approval_decision);
 	rbk_free(rs->rollback_error);
 	rbk_free(rs->last_reason);
@@ -87,6 +89,9 @@ static void start_flight(rbk_rs *rs, rbk_flight kind, const rbk_val *data)
 	rs->flight = kind;
 	set_str(&rs->flight_state, state);
 	rs->flight_attempt = attempt;
+	const rbk_val *params = data ? rbk_val_map_get(data, "params") : NULL;
+	rbk_val_free(&rs->flight_params);
+	rs->flight_params = params ? rbk_val_copy(params) : rbk_val_null();
 	if (state)
 		rbk_val_map_set(&rs->attempt_nums, state, rbk_val_int(attempt));
 	if (kind == RBK_FLIGHT_STEP && !rerun)

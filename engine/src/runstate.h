@@ -52,6 +52,7 @@ typedef struct {
 	rbk_flight flight; /* a step or undo started and not finished */
 	char *flight_state;
 	int flight_attempt;
+	rbk_val flight_params; /* the params the step in flight was started with (masked) */
 	int64_t resume_at_ms;  /* a retry or poll delay: the next attempt not before */
 	int64_t wait_until_ms; /* a wait state: until then */
 	bool approval_pending;

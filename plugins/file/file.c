@@ -1129,23 +1129,23 @@ static const rbk_output_decl find_outputs[] = {
 	END_OUTPUTS};
 
 static const rbk_action actions[] = {
-	{"exists", "whether a path exists, and its type", path_params, exists_outputs, 1, exists_run, read_plan},
-	{"age", "seconds since a file was last modified", path_params, age_outputs, 1, age_run, read_plan},
-	{"size", "size of a file in bytes", path_params, size_outputs, 1, size_run, read_plan},
-	{"sha256", "SHA-256 of a file's content", path_params, sha256_outputs, 1, sha256_run, read_plan},
+	{"exists", "whether a path exists, and its type", path_params, exists_outputs, 1, exists_run, read_plan, NULL},
+	{"age", "seconds since a file was last modified", path_params, age_outputs, 1, age_run, read_plan, NULL},
+	{"size", "size of a file in bytes", path_params, size_outputs, 1, size_run, read_plan, NULL},
+	{"sha256", "SHA-256 of a file's content", path_params, sha256_outputs, 1, sha256_run, read_plan, NULL},
 	{"copy", "copy a file atomically (temp file, then rename), keeping its mode", copy_params, copy_outputs, 0,
-	 copy_run, copy_plan},
+	 copy_run, copy_plan, NULL},
 	{"move", "rename a file or directory (copy and remove across file systems)", move_params, move_outputs, 1,
-	 move_run, move_plan},
+	 move_run, move_plan, NULL},
 	{"write", "replace a file's content atomically (temp file, fsync, rename)", write_params, write_outputs, 1,
-	 write_run, write_plan},
-	{"append", "append text to a file and fsync it", append_params, append_outputs, 0, append_run, append_plan},
+	 write_run, write_plan, NULL},
+	{"append", "append text to a file and fsync it", append_params, append_outputs, 0, append_run, append_plan, NULL},
 	{"remove", "remove a file, or a directory with recursive; a missing path is not an error", remove_params,
-	 remove_outputs, 1, remove_run, remove_plan},
+	 remove_outputs, 1, remove_run, remove_plan, NULL},
 	{"free_space", "free and used space of the file system holding a path", free_space_params, free_space_outputs,
-	 1, free_space_run, free_space_plan},
+	 1, free_space_run, free_space_plan, NULL},
 	{"find", "list entries under a directory by name, age and type, never following links", find_params,
-	 find_outputs, 1, find_run, find_plan},
+	 find_outputs, 1, find_run, find_plan, NULL},
 };
 
 static const rbk_plugin plugin = {"file", "1.0.0", actions, sizeof actions / sizeof *actions};

@@ -1203,16 +1203,16 @@ static const rbk_output_decl log_outputs[] = {
 
 static const rbk_action actions[] = {
 	{"clone", "clone a repository into an empty or missing directory", clone_params, clone_outputs, 1,
-	 clone_run_call, clone_plan},
-	{"fetch", "fetch a remote's branches and tags", fetch_params, fetch_outputs, 1, fetch_run_call, fetch_plan},
+	 clone_run_call, clone_plan, NULL},
+	{"fetch", "fetch a remote's branches and tags", fetch_params, fetch_outputs, 1, fetch_run_call, fetch_plan, NULL},
 	{"checkout", "check out a branch, tag or commit; refuses a dirty work tree unless forced", checkout_params,
-	 checkout_outputs, 1, checkout_run_call, checkout_plan},
-	{"tag", "create a lightweight or annotated tag", tag_params, tag_outputs, 0, tag_run_call, tag_plan},
+	 checkout_outputs, 1, checkout_run_call, checkout_plan, NULL},
+	{"tag", "create a lightweight or annotated tag", tag_params, tag_outputs, 0, tag_run_call, tag_plan, NULL},
 	{"revert", "commit the revert of a commit on the current branch", revert_params, revert_outputs, 0,
-	 revert_run_call, revert_plan},
+	 revert_run_call, revert_plan, NULL},
 	{"rev", "the current commit, branch, exact tag and dirtiness", rev_params, rev_outputs, 1, rev_run_call,
-	 rev_plan},
-	{"log", "the latest commits", log_params, log_outputs, 1, log_run_call, log_plan},
+	 rev_plan, NULL},
+	{"log", "the latest commits", log_params, log_outputs, 1, log_run_call, log_plan, NULL},
 };
 
 static const rbk_plugin plugin = {"git", "1.0.0", actions, sizeof actions / sizeof *actions};

@@ -939,9 +939,22 @@ static const rbk_output_decl request_outputs[] = {
 
 /* Not idempotent as an action: a POST or PATCH may not be repeated. A
  * runbook marks a GET, HEAD, PUT or DELETE state `idempotent: true`. */
+/* GET, HEAD, PUT, DELETE (and OPTIONS) are safe to send again; POST and
+ * PATCH are not: after a crash, rbk resends only the former by itself. */
+static int request_is_idempotent(const rbk_value *args)
+{
+	const rbk_value *m = host->arg(args, "method");
+	const char *method = m && m->type == RBK_TYPE_STRING ? m->as.str.ptr : "GET";
+	static const char *const safe[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+	for (size_t i = 0; i < sizeof safe / sizeof *safe; i++)
+		if (!strcasecmp(method, safe[i]))
+			return 1;
+	return 0;
+}
+
 static const rbk_action actions[] = {
 	{"request", "send an HTTP request and check its status", request_params, request_outputs, 0, request_entry,
-	 request_plan},
+	 request_plan, request_is_idempotent},
 };
 
 static const rbk_plugin plugin = {"http", "1.0.0", actions, sizeof actions / sizeof *actions};

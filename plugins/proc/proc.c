@@ -576,11 +576,11 @@ static const rbk_output_decl signal_outputs_decl[] = {
 
 static const rbk_action actions[] = {
 	{"pidfile", "read a pid file: is its process alive, or is the file stale?", pidfile_params, pidfile_outputs, 1,
-	 pidfile_run, pidfile_plan},
+	 pidfile_run, pidfile_plan, NULL},
 	{"heartbeat", "the age of a heartbeat file (its mtime or a timestamp in it)", heartbeat_params,
-	 heartbeat_outputs, 1, heartbeat_run, heartbeat_plan},
+	 heartbeat_outputs, 1, heartbeat_run, heartbeat_plan, NULL},
 	{"signal", "signal a process, wait for it to exit, then SIGKILL it", signal_params, signal_outputs_decl, 1,
-	 signal_run, signal_plan},
+	 signal_run, signal_plan, NULL},
 };
 
 static const rbk_plugin plugin = {"proc", "1.0.0", actions, sizeof actions / sizeof *actions};

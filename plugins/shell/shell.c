@@ -340,7 +340,7 @@ static const rbk_output_decl exec_outputs[] = {
 	{NULL, 0, NULL}};
 
 static const rbk_action actions[] = {
-	{"exec", "run a program (argv) or a /bin/sh script", exec_params, exec_outputs, 0, exec_run, exec_plan},
+	{"exec", "run a program (argv) or a /bin/sh script", exec_params, exec_outputs, 0, exec_run, exec_plan, NULL},
 };
 
 static const rbk_plugin plugin = {"shell", "1.0.0", actions, sizeof actions / sizeof *actions};

@@ -1267,15 +1267,15 @@ static const rbk_output_decl exec_outputs[] = {
 
 static const rbk_action actions[] = {
 	{"integrity_check", "check a database file with PRAGMA integrity_check", integrity_params, integrity_outputs, 1,
-	 integrity_run, integrity_plan},
+	 integrity_run, integrity_plan, NULL},
 	{"backup", "online backup to DIR/<name>.<UTC time>.bak, pruned to the newest `keep`", backup_params,
-	 backup_outputs, 1, backup_run, backup_plan},
+	 backup_outputs, 1, backup_run, backup_plan, NULL},
 	{"restore", "restore the newest backup that passes an integrity check; the current file is moved aside",
-	 restore_params, restore_outputs, 1, restore_run, restore_plan},
+	 restore_params, restore_outputs, 1, restore_run, restore_plan, NULL},
 	{"query", "run one read-only statement with bound params; rows as maps", query_params, query_outputs, 1,
-	 query_run, query_plan},
+	 query_run, query_plan, NULL},
 	{"exec", "run one statement with bound params; count the changed rows", exec_params, exec_outputs, 0, exec_run,
-	 exec_plan},
+	 exec_plan, NULL},
 };
 
 static const rbk_plugin plugin = {"sqlite", "1.0.0", actions, sizeof actions / sizeof *actions};

@@ -15,7 +15,7 @@ plugin() {
 #include <rbk/plugin.h>
 static int run(rbk_call *c, const rbk_value *a) { (void)c; (void)a; return 0; }
 static const rbk_param_decl params[] = {{"x", RBK_TYPE_INT, 1, 0, "a number"}, {0, 0, 0, 0, 0}};
-static const rbk_action actions[] = {{"act", "does nothing", params, 0, 1, run, 0}};
+static const rbk_action actions[] = {{"act", "does nothing", params, 0, 1, run, 0, 0}};
 $2
 C
 	cc -std=c11 -Wall -Wextra -Werror -Wno-unused -fPIC -shared -I"$INC" -o "$TMP/p/rbk-$1.so" "$TMP/$1.c"

@@ -203,6 +203,8 @@ int main(void)
 	rbk_free(path);
 	if (d.n) {
 		rbk_diag_print(&d, stdout);
+		rbk_diag_free(&d);
+		rbk_reg_free(reg);
 		return 1;
 	}
 	rbk_diag_free(&d);

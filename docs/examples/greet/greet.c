@@ -51,8 +51,8 @@ static const rbk_output_decl hello_outputs[] = {
 	{NULL, 0, NULL}};
 
 static const rbk_action actions[] = {
-	/* name, summary, params, outputs, idempotent, run, plan */
-	{"hello", "make a greeting", hello_params, hello_outputs, 1, hello_run, hello_plan},
+	/* name, summary, params, outputs, idempotent, run, plan, is_idempotent */
+	{"hello", "make a greeting", hello_params, hello_outputs, 1, hello_run, hello_plan, NULL},
 };
 
 static const rbk_plugin plugin = {"greet", "1.0.0", actions, sizeof actions / sizeof *actions};

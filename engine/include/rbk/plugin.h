@@ -99,6 +99,10 @@ typedef struct {
 	int (*run)(rbk_call *call, const rbk_value *args);
 	/* Optional: describe what run would do, for --dry-run (via log). */
 	int (*plan)(rbk_call *call, const rbk_value *args);
+	/* Optional: whether running it again with these args is safe, when
+	 * that depends on them (an HTTP GET is, a POST is not). NULL: the
+	 * `idempotent` flag above. A runbook's `idempotent:` overrides both. */
+	int (*is_idempotent)(const rbk_value *args);
 } rbk_action;
 
 typedef struct {

@@ -92,13 +92,13 @@ static const rbk_param_decl ledger_params[] = {{"file", RBK_TYPE_STRING, 1, NULL
 					       {NULL, 0, 0, NULL, NULL}};
 
 static const rbk_action actions[] = {
-	{"ledger", "append to a ledger (not idempotent)", ledger_params, NULL, 0, ledger_run, NULL},
-	{"ledger_idem", "append to a ledger (idempotent)", ledger_params, NULL, 1, ledger_run, NULL},
-	{"echo", "outputs its args", any_params, NULL, 1, echo_run, NULL},
-	{"fail", "fails with message", any_params, NULL, 1, fail_run, NULL},
-	{"crash", "dies of SIGSEGV", any_params, NULL, 0, crash_run, NULL},
-	{"hang", "never returns, ignores SIGTERM", any_params, NULL, 0, hang_run, NULL},
-	{"exit", "exits without a result", any_params, NULL, 0, exit_run, NULL},
+	{"ledger", "append to a ledger (not idempotent)", ledger_params, NULL, 0, ledger_run, NULL, NULL},
+	{"ledger_idem", "append to a ledger (idempotent)", ledger_params, NULL, 1, ledger_run, NULL, NULL},
+	{"echo", "outputs its args", any_params, NULL, 1, echo_run, NULL, NULL},
+	{"fail", "fails with message", any_params, NULL, 1, fail_run, NULL, NULL},
+	{"crash", "dies of SIGSEGV", any_params, NULL, 0, crash_run, NULL, NULL},
+	{"hang", "never returns, ignores SIGTERM", any_params, NULL, 0, hang_run, NULL, NULL},
+	{"exit", "exits without a result", any_params, NULL, 0, exit_run, NULL, NULL},
 };
 
 static const rbk_plugin plugin = {"testkit", "1.0.0", actions, sizeof actions / sizeof *actions};
