@@ -110,6 +110,36 @@ int rbk_cli_open_store(const char *opt, rbk_store **out, char **home)
 	return 0;
 }
 
+long long rbk_cli_run_number(const rbk_cmd *cmd, int argc, char **argv, int optind_now, int *rc)
+{
+	char *end = NULL;
+	long long id = optind_now == argc - 1 ? strtoll(argv[optind_now], &end, 10) : 0;
+	if (optind_now != argc - 1 || !end || *end || id <= 0) {
+		*rc = rbk_cli_usage_error(cmd, "give one run number");
+		return 0;
+	}
+	return id;
+}
+
+int rbk_cli_open_run(const char *home_opt, long long id, rbk_store **s, char **home, rbk_store_run *run)
+{
+	if (rbk_cli_open_store(home_opt, s, home) < 0) {
+		rbk_free(*home);
+		*home = NULL;
+		return RBK_EXIT_FAILED;
+	}
+	rbk_err e = {0};
+	if (rbk_store_run_get(*s, id, run, &e) < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		rbk_store_close(*s);
+		rbk_free(*home);
+		*s = NULL;
+		*home = NULL;
+		return e.code == RBK_ERR_NONAME ? RBK_EXIT_BADINPUT : RBK_EXIT_FAILED;
+	}
+	return 0;
+}
+
 static rbk_registry *registry;
 
 static void free_registry(void) { rbk_reg_free(registry); }

@@ -9,6 +9,7 @@
 #include "diag.h"
 #include "load.h"
 #include "model.h"
+#include "store.h"
 
 typedef struct {
 	const char *name;
@@ -69,6 +70,14 @@ char *rbk_cli_actor(const char *opt);
  * *home receives the directory (caller frees). */
 struct rbk_store;
 int rbk_cli_open_store(const char *opt, struct rbk_store **out, char **home);
+
+/* The one run number left in argv after the options (argv[optind]); 0
+ * after printing a usage error (*rc set). */
+long long rbk_cli_run_number(const rbk_cmd *cmd, int argc, char **argv, int optind_now, int *rc);
+/* Open the store and read run id into *run. On failure prints the error
+ * and returns the exit code (2: no such run, 1: the store), else 0. */
+struct rbk_store_run;
+int rbk_cli_open_run(const char *home_opt, long long id, struct rbk_store **s, char **home, rbk_store_run *run);
 
 /* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
 int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

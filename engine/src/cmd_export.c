@@ -37,13 +37,7 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, const char **o
 			return 0;
 		}
 	}
-	char *end = NULL;
-	long long id = optind == argc - 1 ? strtoll(argv[optind], &end, 10) : 0;
-	if (optind != argc - 1 || !end || *end || id <= 0) {
-		*rc = rbk_cli_usage_error(cmd, "give one run number");
-		return 0;
-	}
-	return id;
+	return rbk_cli_run_number(cmd, argc, argv, optind, rc);
 }
 
 static int export_run(int argc, char **argv)
@@ -185,18 +179,10 @@ static int report(int argc, char **argv)
 		return rbk_cli_usage_error(&rbk_cmd_report, "--html is the one format (rbk log gives text)");
 	rbk_store *s;
 	char *home;
-	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {
-		rbk_free(home);
-		return RBK_EXIT_FAILED;
-	}
 	rbk_err e = {0};
 	rbk_store_run r;
-	if (rbk_store_run_get(s, id, &r, &e) < 0) {
-		fprintf(stderr, "rbk: error: %s\n", e.msg);
-		rbk_store_close(s);
-		rbk_free(home);
-		return RBK_EXIT_BADINPUT;
-	}
+	if ((rc = rbk_cli_open_run(home_opt, id, &s, &home, &r)) != 0)
+		return rc;
 	char *bytes = NULL, *timeline = NULL;
 	size_t len = 0, tlen = 0;
 	rbk_doc *doc = NULL;

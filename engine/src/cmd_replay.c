@@ -24,10 +24,10 @@ static int run(int argc, char **argv)
 		else
 			return rbk_cli_usage_error(&rbk_cmd_replay, "unknown option '%s'", argv[optind - 1]);
 	}
-	char *end = NULL;
-	long long id = optind == argc - 1 ? strtoll(argv[optind], &end, 10) : 0;
-	if (optind != argc - 1 || !end || *end || id <= 0)
-		return rbk_cli_usage_error(&rbk_cmd_replay, "give one run number");
+	int rc = RBK_EXIT_OK;
+	long long id = rbk_cli_run_number(&rbk_cmd_replay, argc, argv, optind, &rc);
+	if (!id)
+		return rc;
 	rbk_store *s;
 	char *home;
 	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {

@@ -74,10 +74,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 			rc = rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	char *end = NULL;
-	long long id = optind == argc - 1 ? strtoll(argv[optind], &end, 10) : 0;
-	if (rc == RBK_EXIT_OK && (optind != argc - 1 || !end || *end || id <= 0))
-		rc = rbk_cli_usage_error(cmd, "give one run number");
+	long long id = rc == RBK_EXIT_OK ? rbk_cli_run_number(cmd, argc, argv, optind, &rc) : 0;
 	if (rc != RBK_EXIT_OK) {
 		rbk_free(args);
 		rbk_free(names);

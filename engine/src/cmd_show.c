@@ -33,13 +33,7 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, co
 			return 0;
 		}
 	}
-	char *end = NULL;
-	long long id = optind == argc - 1 ? strtoll(argv[optind], &end, 10) : 0;
-	if (optind != argc - 1 || !end || *end || id <= 0) {
-		*rc = rbk_cli_usage_error(cmd, "give one run number");
-		return 0;
-	}
-	return id;
+	return rbk_cli_run_number(cmd, argc, argv, optind, rc);
 }
 
 typedef struct {
@@ -94,18 +88,10 @@ static int show(int argc, char **argv)
 		return rc;
 	rbk_store *s;
 	char *home;
-	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {
-		rbk_free(home);
-		return RBK_EXIT_FAILED;
-	}
 	rbk_store_run r;
 	rbk_err e = {0};
-	if (rbk_store_run_get(s, id, &r, &e) < 0) {
-		fprintf(stderr, "rbk: error: %s\n", e.msg);
-		rbk_store_close(s);
-		rbk_free(home);
-		return RBK_EXIT_BADINPUT;
-	}
+	if ((rc = rbk_cli_open_run(home_opt, id, &s, &home, &r)) != 0)
+		return rc;
 	if (want_source) {
 		/* The exact bytes that ran, pinned to the run. */
 		char *bytes = NULL;
@@ -180,24 +166,16 @@ static int log_cmd(int argc, char **argv)
 		return rc;
 	rbk_store *s;
 	char *home;
-	if (rbk_cli_open_store(home_opt, &s, &home) < 0) {
-		rbk_free(home);
-		return RBK_EXIT_FAILED;
-	}
 	rbk_store_run r;
 	rbk_err e = {0};
-	rc = RBK_EXIT_OK;
-	if (rbk_store_run_get(s, id, &r, &e) < 0) {
+	if ((rc = rbk_cli_open_run(home_opt, id, &s, &home, &r)) != 0)
+		return rc;
+	walk w = {json, 0, 0, NULL, rbk_val_null(), 0};
+	if (rbk_store_events(s, id, ev_log, &w, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
-		rc = RBK_EXIT_BADINPUT;
-	} else {
-		walk w = {json, 0, 0, NULL, rbk_val_null(), 0};
-		if (rbk_store_events(s, id, ev_log, &w, &e) < 0) {
-			fprintf(stderr, "rbk: error: %s\n", e.msg);
-			rc = RBK_EXIT_FAILED;
-		}
-		rbk_store_run_free(&r);
+		rc = RBK_EXIT_FAILED;
 	}
+	rbk_store_run_free(&r);
 	rbk_store_close(s);
 	rbk_free(home);
 	return rc;
