@@ -1356,8 +1356,12 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 			err->code = RBK_EXIT_BADINPUT;
 			rc = -1;
 		} else {
+			/* An answer after the deadline is too late, whatever it says. */
+			bool late = r.rs.approval_deadline_ms >= 0 && wall_ms() > r.rs.approval_deadline_ms;
+			if (late)
+				rbk_ui_note(ip->ui, run_id, "%s: the approval had timed out; its failure edge follows", st->name);
 			rbk_val d = map2("state", rbk_val_str(st->name), "decision",
-					 rbk_val_str(mode == RBK_RESUME_APPROVE ? "approved" : "rejected"));
+					 rbk_val_str(late ? "timed_out" : mode == RBK_RESUME_APPROVE ? "approved" : "rejected"));
 			rbk_val_map_set(&d, "by", rbk_val_str(ip->actor));
 			rbk_val_map_set(&d, "comment", comment ? rbk_val_str(comment) : rbk_val_null());
 			rc = emit(&r, "approval_decided", d, err);

@@ -1,0 +1,30 @@
+#!/bin/bash
+# An approval answered after its timeout is recorded as timed out (with who
+# answered) and takes the failure edge; answered in time, it is approved;
+# the replay of both matches.
+. "$(dirname "$0")/lib.bash"
+export RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
+cat >"$TMP/apt.yaml" <<'Y'
+rbk: 1
+name: approval-timeout
+start: ask
+states:
+  ask:
+    approval: {prompt: go?, timeout: 1s}
+    on_failure: late
+    next: done
+  done: {end: success}
+  late: {end: failure}
+Y
+export RBK_HOME="$TMP/late"
+"$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
+sleep 1.3
+out=$("$RBK" approve 1 --actor someone 2>&1); rc=$?
+log=$("$RBK" log 1)
+[[ $rc == 1 && $out == *"the approval had timed out"* && $log == *"approval_decided   ask timed_out by someone"* && $log == *"ask -> late (failure)"* ]] \
+	&& ok "an answer after the timeout: timed out, the failure edge" || fail "late answer" "rc=$rc $out $log"
+"$RBK" replay 1 >/dev/null && ok "its replay matches" || fail "replay late" "$("$RBK" replay 1)"
+export RBK_HOME="$TMP/intime"
+"$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
+out=$("$RBK" approve 1 --actor someone 2>&1); rc=$?
+[[ $rc == 0 ]] && "$RBK" log 1 | grep -q "ask approved by someone" && ok "answered in time: approved, the run succeeds" || fail "in time" "rc=$rc $out"
