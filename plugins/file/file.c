@@ -35,29 +35,11 @@ static const rbk_host *host;
 
 /* ---- small helpers ---- */
 
-static const char *str_arg(const rbk_value *args, const char *name)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-}
-
 /* A required string param the host let through absent (never, by contract). */
 static int missing(rbk_call *call, const char *name)
 {
 	host->set_error(call, "param '%s' is missing or not a string", name);
 	return 1;
-}
-
-static int64_t int_arg(const rbk_value *args, const char *name, int64_t def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && (v->type == RBK_TYPE_INT || v->type == RBK_TYPE_DURATION) ? v->as.i : def;
-}
-
-static int bool_arg(const rbk_value *args, const char *name, int def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_BOOL ? v->as.boolean : def;
 }
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -323,7 +305,7 @@ static int holds(const char *path, const char *content, size_t len, long mode)
 
 static int exists_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	struct stat st;
@@ -343,7 +325,7 @@ static int exists_run(rbk_call *call, const rbk_value *args)
 
 static int age_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	struct stat st;
@@ -358,7 +340,7 @@ static int age_run(rbk_call *call, const rbk_value *args)
 
 static int size_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	struct stat st;
@@ -376,7 +358,7 @@ static int size_run(rbk_call *call, const rbk_value *args)
 
 static int sha256_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -436,7 +418,7 @@ out:
 
 static int read_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would look at %s (read only)", str_arg(args, "path"));
+	host->log(call, RBK_LOG_INFO, "would look at %s (read only)", rbk_arg_string(args, "path"));
 	return 0;
 }
 
@@ -444,12 +426,12 @@ static int read_plan(rbk_call *call, const rbk_value *args)
 
 static int copy_run(rbk_call *call, const rbk_value *args)
 {
-	const char *src = str_arg(args, "src"), *dst = str_arg(args, "dst");
+	const char *src = rbk_arg_string(args, "src"), *dst = rbk_arg_string(args, "dst");
 	if (!src)
 		return missing(call, "src");
 	if (!dst)
 		return missing(call, "dst");
-	int overwrite = bool_arg(args, "overwrite", 0);
+	int overwrite = rbk_arg_bool(args, "overwrite", 0);
 	struct stat st;
 	if (stat(src, &st) != 0) {
 		host->set_error(call, "cannot copy %s: %s", src, strerror(errno));
@@ -484,19 +466,19 @@ static int copy_run(rbk_call *call, const rbk_value *args)
 
 static int copy_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would copy %s to %s%s", str_arg(args, "src"), str_arg(args, "dst"),
-		  bool_arg(args, "overwrite", 0) ? " (replacing it if it exists)" : " (refused if it exists)");
+	host->log(call, RBK_LOG_INFO, "would copy %s to %s%s", rbk_arg_string(args, "src"), rbk_arg_string(args, "dst"),
+		  rbk_arg_bool(args, "overwrite", 0) ? " (replacing it if it exists)" : " (refused if it exists)");
 	return 0;
 }
 
 static int move_run(rbk_call *call, const rbk_value *args)
 {
-	const char *src = str_arg(args, "src"), *dst = str_arg(args, "dst");
+	const char *src = rbk_arg_string(args, "src"), *dst = rbk_arg_string(args, "dst");
 	if (!src)
 		return missing(call, "src");
 	if (!dst)
 		return missing(call, "dst");
-	int overwrite = bool_arg(args, "overwrite", 0);
+	int overwrite = rbk_arg_bool(args, "overwrite", 0);
 	struct stat ss, ds;
 	int have_dst = lstat(dst, &ds) == 0;
 	if (lstat(src, &ss) != 0) {
@@ -564,8 +546,8 @@ static int move_run(rbk_call *call, const rbk_value *args)
 
 static int move_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would move %s to %s%s", str_arg(args, "src"), str_arg(args, "dst"),
-		  bool_arg(args, "overwrite", 0) ? " (replacing it if it exists)" : " (refused if it exists)");
+	host->log(call, RBK_LOG_INFO, "would move %s to %s%s", rbk_arg_string(args, "src"), rbk_arg_string(args, "dst"),
+		  rbk_arg_bool(args, "overwrite", 0) ? " (replacing it if it exists)" : " (refused if it exists)");
 	return 0;
 }
 
@@ -573,13 +555,13 @@ static int move_plan(rbk_call *call, const rbk_value *args)
 
 static int write_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	const rbk_value *c = host->arg(args, "content");
 	if (!c || c->type != RBK_TYPE_STRING)
 		return missing(call, "content");
-	const char *mode_text = str_arg(args, "mode");
+	const char *mode_text = rbk_arg_string(args, "mode");
 	long mode = parse_mode(mode_text ? mode_text : "0644");
 	if (mode < 0) {
 		host->set_error(call, "mode must be octal digits such as \"0644\", not \"%s\"", mode_text);
@@ -634,22 +616,22 @@ static int write_run(rbk_call *call, const rbk_value *args)
 static int write_plan(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *c = host->arg(args, "content");
-	const char *m = str_arg(args, "mode");
+	const char *m = rbk_arg_string(args, "mode");
 	size_t n = c ? c->as.str.len : 0;
 	host->log(call, RBK_LOG_INFO, "would write %zu byte%s to %s (mode %s), replacing it atomically", n, n == 1 ? "" : "s",
-		  str_arg(args, "path"), m ? m : "0644");
+		  rbk_arg_string(args, "path"), m ? m : "0644");
 	return 0;
 }
 
 static int append_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	const rbk_value *c = host->arg(args, "content");
 	if (!c || c->type != RBK_TYPE_STRING)
 		return missing(call, "content");
-	const char *mode_text = str_arg(args, "mode");
+	const char *mode_text = rbk_arg_string(args, "mode");
 	long mode = parse_mode(mode_text ? mode_text : "0644");
 	if (mode < 0) {
 		host->set_error(call, "mode must be octal digits such as \"0644\", not \"%s\"", mode_text);
@@ -694,7 +676,7 @@ static int append_plan(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *c = host->arg(args, "content");
 	size_t n = c ? c->as.str.len : 0;
-	host->log(call, RBK_LOG_INFO, "would append %zu byte%s to %s", n, n == 1 ? "" : "s", str_arg(args, "path"));
+	host->log(call, RBK_LOG_INFO, "would append %zu byte%s to %s", n, n == 1 ? "" : "s", rbk_arg_string(args, "path"));
 	return 0;
 }
 
@@ -762,10 +744,10 @@ static int empty_dir(rbk_call *call, int fd, const char *path, int64_t *count, c
 
 static int remove_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
-	int recursive = bool_arg(args, "recursive", 0);
+	int recursive = rbk_arg_bool(args, "recursive", 0);
 	struct stat st;
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT) {
@@ -824,8 +806,8 @@ static int remove_run(rbk_call *call, const rbk_value *args)
 
 static int remove_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would remove %s%s", str_arg(args, "path"),
-		  bool_arg(args, "recursive", 0) ? " and everything in it" : " (not a directory)");
+	host->log(call, RBK_LOG_INFO, "would remove %s%s", rbk_arg_string(args, "path"),
+		  rbk_arg_bool(args, "recursive", 0) ? " and everything in it" : " (not a directory)");
 	return 0;
 }
 
@@ -833,7 +815,7 @@ static int remove_plan(rbk_call *call, const rbk_value *args)
 
 static int free_space_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	if (!path)
 		return missing(call, "path");
 	struct statvfs v;
@@ -860,7 +842,7 @@ static int free_space_run(rbk_call *call, const rbk_value *args)
 
 static int free_space_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would measure the file system holding %s", str_arg(args, "path"));
+	host->log(call, RBK_LOG_INFO, "would measure the file system holding %s", rbk_arg_string(args, "path"));
 	return 0;
 }
 
@@ -963,11 +945,11 @@ static void walk(finder *f, int fd, const char *path)
 
 static int find_run(rbk_call *call, const rbk_value *args)
 {
-	const char *dir = str_arg(args, "dir"), *name = str_arg(args, "name"), *type = str_arg(args, "type");
+	const char *dir = rbk_arg_string(args, "dir"), *name = rbk_arg_string(args, "name"), *type = rbk_arg_string(args, "type");
 	if (!dir)
 		return missing(call, "dir");
-	finder f = {.call = call, .pattern = name ? name : "*", .older_ms = int_arg(args, "older_than", -1),
-		    .max = int_arg(args, "max", DEFAULT_FIND_MAX)};
+	finder f = {.call = call, .pattern = name ? name : "*", .older_ms = rbk_arg_int(args, "older_than", -1),
+		    .max = rbk_arg_int(args, "max", DEFAULT_FIND_MAX)};
 	if (!type || !strcmp(type, "file"))
 		f.want = 0;
 	else if (!strcmp(type, "dir"))
@@ -1027,13 +1009,13 @@ static int find_run(rbk_call *call, const rbk_value *args)
 
 static int find_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *name = str_arg(args, "name"), *type = str_arg(args, "type");
-	int64_t older = int_arg(args, "older_than", -1);
+	const char *name = rbk_arg_string(args, "name"), *type = rbk_arg_string(args, "type");
+	int64_t older = rbk_arg_int(args, "older_than", -1);
 	char age[64] = "";
 	if (older >= 0)
 		snprintf(age, sizeof age, " older than %llds", (long long)(older / 1000));
 	host->log(call, RBK_LOG_INFO, "would list the %s entries named %s%s under %s (read only)", type ? type : "file",
-		  name ? name : "*", age, str_arg(args, "dir"));
+		  name ? name : "*", age, rbk_arg_string(args, "dir"));
 	return 0;
 }
 

@@ -30,24 +30,6 @@ static const rbk_host *host;
 
 /* ---- arguments ---- */
 
-static const char *str_arg(const rbk_value *args, const char *name)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-}
-
-static int bool_arg(const rbk_value *args, const char *name, int def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_BOOL ? v->as.boolean : def;
-}
-
-static int64_t int_arg(const rbk_value *args, const char *name, int64_t def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_INT ? v->as.i : def;
-}
-
 static const char *git_msg(void)
 {
 	const git_error *e = git_error_last();
@@ -287,10 +269,10 @@ static void net_init(net_ctx *n, rbk_call *call, const rbk_value *args, git_remo
 {
 	memset(n, 0, sizeof *n);
 	n->call = call;
-	n->username = str_arg(args, "username");
-	n->secret = str_arg(args, "token");
+	n->username = rbk_arg_string(args, "username");
+	n->secret = rbk_arg_string(args, "token");
 	if (!n->secret)
-		n->secret = str_arg(args, "password");
+		n->secret = rbk_arg_string(args, "password");
 	cb->credentials = cb_credentials;
 	cb->transfer_progress = cb_transfer;
 	cb->sideband_progress = cb_sideband;
@@ -300,7 +282,7 @@ static void net_init(net_ctx *n, rbk_call *call, const rbk_value *args, git_remo
 
 static int check_secrets(rbk_call *call, const rbk_value *args, const char *action)
 {
-	if (str_arg(args, "password") && str_arg(args, "token")) {
+	if (rbk_arg_string(args, "password") && rbk_arg_string(args, "token")) {
 		host->set_error(call, "git.%s takes either 'password' or 'token', not both", action);
 		return -1;
 	}
@@ -395,7 +377,7 @@ out:
 
 static int clone_run(rbk_call *call, const rbk_value *args)
 {
-	const char *url = str_arg(args, "url"), *path = str_arg(args, "path"), *branch = str_arg(args, "branch");
+	const char *url = rbk_arg_string(args, "url"), *path = rbk_arg_string(args, "path"), *branch = rbk_arg_string(args, "branch");
 	char shown[1024];
 	redact_url(url, shown, sizeof shown);
 	if (check_secrets(call, args, "clone") < 0)
@@ -429,14 +411,14 @@ static int clone_run(rbk_call *call, const rbk_value *args)
 
 static int clone_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *url = str_arg(args, "url"), *path = str_arg(args, "path"), *branch = str_arg(args, "branch");
+	const char *url = rbk_arg_string(args, "url"), *path = rbk_arg_string(args, "path"), *branch = rbk_arg_string(args, "branch");
 	char shown[1024];
 	redact_url(url ? url : "", shown, sizeof shown);
 	host->log(call, RBK_LOG_INFO, "would clone %s into %s%s%s%s", shown, path ? path : "?",
 		  branch ? " (branch " : "", branch ? branch : "", branch ? ")" : "");
-	if (str_arg(args, "password") || str_arg(args, "token"))
+	if (rbk_arg_string(args, "password") || rbk_arg_string(args, "token"))
 		host->log(call, RBK_LOG_INFO, "with credentials for user '%s' (secret ***)",
-			  str_arg(args, "username") ? str_arg(args, "username") : "git");
+			  rbk_arg_string(args, "username") ? rbk_arg_string(args, "username") : "git");
 	return 0;
 }
 
@@ -444,7 +426,7 @@ static int clone_plan(rbk_call *call, const rbk_value *args)
 
 static int fetch_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *name = str_arg(args, "remote");
+	const char *path = rbk_arg_string(args, "path"), *name = rbk_arg_string(args, "remote");
 	if (!name)
 		name = "origin";
 	if (check_secrets(call, args, "fetch") < 0)
@@ -483,7 +465,7 @@ out:
 
 static int fetch_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *name = str_arg(args, "remote");
+	const char *path = rbk_arg_string(args, "path"), *name = rbk_arg_string(args, "remote");
 	host->log(call, RBK_LOG_INFO, "would fetch remote '%s' into %s", name ? name : "origin", path ? path : "?");
 	return 0;
 }
@@ -580,8 +562,8 @@ static int resolve_target(rbk_call *call, git_repository *repo, const char *path
 
 static int checkout_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *ref = str_arg(args, "ref");
-	int force = bool_arg(args, "force", 0);
+	const char *path = rbk_arg_string(args, "path"), *ref = rbk_arg_string(args, "ref");
+	int force = rbk_arg_bool(args, "force", 0);
 	git_repository *repo = open_repo(call, path);
 	if (!repo)
 		return 1;
@@ -650,9 +632,9 @@ out:
 
 static int checkout_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *ref = str_arg(args, "ref");
+	const char *path = rbk_arg_string(args, "path"), *ref = rbk_arg_string(args, "ref");
 	host->log(call, RBK_LOG_INFO, "would check out '%s' in %s%s", ref ? ref : "?", path ? path : "?",
-		  bool_arg(args, "force", 0) ? ", discarding uncommitted changes" : "");
+		  rbk_arg_bool(args, "force", 0) ? ", discarding uncommitted changes" : "");
 	return 0;
 }
 
@@ -660,10 +642,10 @@ static int checkout_plan(rbk_call *call, const rbk_value *args)
 
 static int tag_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *name = str_arg(args, "name"), *msg = str_arg(args, "message");
-	const char *ref = str_arg(args, "ref");
-	const char *tn = str_arg(args, "tagger_name"), *te = str_arg(args, "tagger_email");
-	int force = bool_arg(args, "force", 0);
+	const char *path = rbk_arg_string(args, "path"), *name = rbk_arg_string(args, "name"), *msg = rbk_arg_string(args, "message");
+	const char *ref = rbk_arg_string(args, "ref");
+	const char *tn = rbk_arg_string(args, "tagger_name"), *te = rbk_arg_string(args, "tagger_email");
+	int force = rbk_arg_bool(args, "force", 0);
 	if (!ref)
 		ref = "HEAD";
 	git_repository *repo = open_repo(call, path);
@@ -729,10 +711,10 @@ out:
 
 static int tag_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *name = str_arg(args, "name"), *ref = str_arg(args, "ref");
+	const char *path = rbk_arg_string(args, "path"), *name = rbk_arg_string(args, "name"), *ref = rbk_arg_string(args, "ref");
 	host->log(call, RBK_LOG_INFO, "would tag %s as %s%s in %s%s", ref ? ref : "HEAD", name ? name : "?",
-		  str_arg(args, "message") ? " (annotated)" : "", path ? path : "?",
-		  bool_arg(args, "force", 0) ? ", replacing an existing tag" : "");
+		  rbk_arg_string(args, "message") ? " (annotated)" : "", path ? path : "?",
+		  rbk_arg_bool(args, "force", 0) ? ", replacing an existing tag" : "");
 	return 0;
 }
 
@@ -755,7 +737,7 @@ static void conflicts(git_index *index, path_list *out)
 
 static int revert_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *what = str_arg(args, "commit"), *msg = str_arg(args, "message");
+	const char *path = rbk_arg_string(args, "path"), *what = rbk_arg_string(args, "commit"), *msg = rbk_arg_string(args, "message");
 	git_repository *repo = open_repo(call, path);
 	if (!repo)
 		return 1;
@@ -831,7 +813,7 @@ static int revert_run(rbk_call *call, const rbk_value *args)
 			goto out;
 		snprintf(message, n, "Revert \"%s\"\n\nThis reverts commit %s.\n", subject ? subject : "", hex);
 	}
-	sig = make_signature(repo, str_arg(args, "author_name"), str_arg(args, "author_email"));
+	sig = make_signature(repo, rbk_arg_string(args, "author_name"), rbk_arg_string(args, "author_email"));
 	const git_commit *parents[] = {head};
 	if (!sig || git_commit_create(&new_id, repo, "HEAD", sig, sig, NULL, msg ? msg : message, tree, 1, parents) < 0) {
 		host->set_error(call, "cannot commit the revert of %s in %s: %s", hex, path, git_msg());
@@ -870,7 +852,7 @@ out:
 
 static int revert_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *what = str_arg(args, "commit");
+	const char *path = rbk_arg_string(args, "path"), *what = rbk_arg_string(args, "commit");
 	host->log(call, RBK_LOG_INFO, "would commit the revert of %s on the current branch of %s", what ? what : "?",
 		  path ? path : "?");
 	return 0;
@@ -909,7 +891,7 @@ static int cb_tag(const char *name, git_oid *oid, void *payload)
 
 static int rev_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	git_repository *repo = open_repo(call, path);
 	if (!repo)
 		return 1;
@@ -954,7 +936,7 @@ out:
 
 static int rev_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	host->log(call, RBK_LOG_INFO, "would read HEAD, branch, tag and status of %s", path ? path : "?");
 	return 0;
 }
@@ -972,8 +954,8 @@ typedef struct {
 
 static int log_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *ref = str_arg(args, "ref");
-	int64_t count = int_arg(args, "count", 10);
+	const char *path = rbk_arg_string(args, "path"), *ref = rbk_arg_string(args, "ref");
+	int64_t count = rbk_arg_int(args, "count", 10);
 	if (count < 1 || count > MAX_LOG_COUNT) {
 		host->set_error(call, "count must be between 1 and %d, not %lld", MAX_LOG_COUNT, (long long)count);
 		return 1;
@@ -1085,8 +1067,8 @@ out:
 
 static int log_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path"), *ref = str_arg(args, "ref");
-	host->log(call, RBK_LOG_INFO, "would read the last %lld commits of %s in %s", (long long)int_arg(args, "count", 10),
+	const char *path = rbk_arg_string(args, "path"), *ref = rbk_arg_string(args, "ref");
+	host->log(call, RBK_LOG_INFO, "would read the last %lld commits of %s in %s", (long long)rbk_arg_int(args, "count", 10),
 		  ref ? ref : "HEAD", path ? path : "?");
 	return 0;
 }

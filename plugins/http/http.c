@@ -89,24 +89,6 @@ static const rbk_value *arg(const rbk_value *args, const char *name)
 	return v && v->type != RBK_TYPE_NULL ? v : NULL;
 }
 
-static const char *str_arg(const rbk_value *args, const char *name)
-{
-	const rbk_value *v = arg(args, name);
-	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-}
-
-static int64_t int_arg(const rbk_value *args, const char *name, int64_t dflt)
-{
-	const rbk_value *v = arg(args, name);
-	return v && (v->type == RBK_TYPE_INT || v->type == RBK_TYPE_DURATION) ? v->as.i : dflt;
-}
-
-static int bool_arg(const rbk_value *args, const char *name, int dflt)
-{
-	const rbk_value *v = arg(args, name);
-	return v && v->type == RBK_TYPE_BOOL ? v->as.boolean != 0 : dflt;
-}
-
 /* A malloc'd, masked copy of a text (never NULL: "" when out of memory). */
 static char *masked(const req *r, const char *s, size_t len, size_t *outlen)
 {
@@ -146,7 +128,7 @@ static int parse_args(rbk_call *call, const rbk_value *args, req *r)
 {
 	memset(r, 0, sizeof *r);
 	char err[256];
-	const char *m = str_arg(args, "method");
+	const char *m = rbk_arg_string(args, "method");
 	if (!m)
 		m = "GET";
 	static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
@@ -157,7 +139,7 @@ static int parse_args(rbk_call *call, const rbk_value *args, req *r)
 		host->set_error(call, "http.request: method '%.40s' is not one of GET, HEAD, POST, PUT, PATCH, DELETE", m);
 		return -1;
 	}
-	r->url = str_arg(args, "url");
+	r->url = rbk_arg_string(args, "url");
 	r->headers = arg(args, "headers");
 	r->query = arg(args, "query");
 	r->json = arg(args, "json");
@@ -174,10 +156,10 @@ static int parse_args(rbk_call *call, const rbk_value *args, req *r)
 		host->set_error(call, "http.request: a HEAD request has no body");
 		return -1;
 	}
-	r->username = str_arg(args, "username");
-	r->password = str_arg(args, "password");
-	r->token = str_arg(args, "token");
-	const char *auth = str_arg(args, "auth");
+	r->username = rbk_arg_string(args, "username");
+	r->password = rbk_arg_string(args, "password");
+	r->token = rbk_arg_string(args, "token");
+	const char *auth = rbk_arg_string(args, "auth");
 	if (!auth)
 		r->auth = r->token ? AUTH_BEARER : r->username || r->password ? AUTH_BASIC : AUTH_NONE;
 	else if (!strcmp(auth, "basic"))
@@ -215,15 +197,15 @@ static int parse_args(rbk_call *call, const rbk_value *args, req *r)
 		host->set_error(call, "http.request: %s", err);
 		return -1;
 	}
-	r->connect_timeout = int_arg(args, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS);
-	r->timeout = int_arg(args, "timeout", DEFAULT_TIMEOUT_MS);
-	r->max_retry_wait = int_arg(args, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT_MS);
-	r->retries = int_arg(args, "retries", 0);
-	r->max_redirects = int_arg(args, "max_redirects", DEFAULT_MAX_REDIRECTS);
-	r->max_body = int_arg(args, "max_body", DEFAULT_MAX_BODY);
-	r->verify_tls = bool_arg(args, "verify_tls", 1);
-	r->follow = bool_arg(args, "follow_redirects", 0);
-	r->ca_file = str_arg(args, "ca_file");
+	r->connect_timeout = rbk_arg_int(args, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS);
+	r->timeout = rbk_arg_int(args, "timeout", DEFAULT_TIMEOUT_MS);
+	r->max_retry_wait = rbk_arg_int(args, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT_MS);
+	r->retries = rbk_arg_int(args, "retries", 0);
+	r->max_redirects = rbk_arg_int(args, "max_redirects", DEFAULT_MAX_REDIRECTS);
+	r->max_body = rbk_arg_int(args, "max_body", DEFAULT_MAX_BODY);
+	r->verify_tls = rbk_arg_bool(args, "verify_tls", 1);
+	r->follow = rbk_arg_bool(args, "follow_redirects", 0);
+	r->ca_file = rbk_arg_string(args, "ca_file");
 	if (r->retries < 0 || r->retries > MAX_RETRIES) {
 		host->set_error(call, "http.request: retries must be from 0 to %d, not %lld", MAX_RETRIES,
 				(long long)r->retries);

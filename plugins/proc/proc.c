@@ -29,18 +29,6 @@ static const rbk_host *host;
 
 /* ---- arguments and outputs ---- */
 
-static const char *str_arg(const rbk_value *args, const char *name)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-}
-
-static int bool_arg(const rbk_value *args, const char *name, int def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_BOOL ? v->as.boolean : def;
-}
-
 static int64_t ms_arg(const rbk_value *args, const char *name, int64_t def)
 {
 	const rbk_value *v = host->arg(args, name);
@@ -183,7 +171,7 @@ static int read_pidfile(const char *path, pid_t *pid, char *why, size_t size)
 
 static int pidfile_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	pid_t pid = 0;
 	char why[512] = "";
 	int r = read_pidfile(path, &pid, why, sizeof why);
@@ -221,7 +209,7 @@ static int pidfile_run(rbk_call *call, const rbk_value *args)
 
 static int pidfile_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	host->log(call, RBK_LOG_INFO, "would read pid file %s and check its process", path ? path : "?");
 	return 0;
 }
@@ -263,9 +251,9 @@ static int parse_timestamp(const char *s, int64_t *ms)
 
 static int heartbeat_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	int64_t max_age = ms_arg(args, "max_age", 0);
-	int content = bool_arg(args, "content", 0);
+	int content = rbk_arg_bool(args, "content", 0);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, beat = 0;
@@ -339,9 +327,9 @@ static int heartbeat_run(rbk_call *call, const rbk_value *args)
 
 static int heartbeat_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "path");
+	const char *path = rbk_arg_string(args, "path");
 	host->log(call, RBK_LOG_INFO, "would check that the heartbeat (the %s %s) is at most %lldms old",
-		  bool_arg(args, "content", 0) ? "timestamp in" : "mtime of", path ? path : "?",
+		  rbk_arg_bool(args, "content", 0) ? "timestamp in" : "mtime of", path ? path : "?",
 		  (long long)ms_arg(args, "max_age", 0));
 	return 0;
 }
@@ -415,7 +403,7 @@ static void signal_outputs(rbk_call *call, pid_t pid, int signalled, int exited,
 static int signal_run(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *pv = host->arg(args, "pid");
-	const char *pidfile = str_arg(args, "pidfile");
+	const char *pidfile = rbk_arg_string(args, "pidfile");
 	int have_pid = pv && pv->type == RBK_TYPE_INT;
 	if (have_pid == (pidfile != NULL)) {
 		host->set_error(call, "proc.signal needs exactly one of 'pid' and 'pidfile'");
@@ -433,7 +421,7 @@ static int signal_run(rbk_call *call, const rbk_value *args)
 		return 1;
 	}
 	int64_t grace = ms_arg(args, "grace", 10000);
-	int kill_after = bool_arg(args, "kill", 1), must_exist = bool_arg(args, "must_exist", 0);
+	int kill_after = rbk_arg_bool(args, "kill", 1), must_exist = rbk_arg_bool(args, "must_exist", 0);
 	pid_t pid = 0;
 	char what[600];
 	if (have_pid) {
@@ -521,7 +509,7 @@ static int signal_run(rbk_call *call, const rbk_value *args)
 static int signal_plan(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *pv = host->arg(args, "pid");
-	const char *pidfile = str_arg(args, "pidfile");
+	const char *pidfile = rbk_arg_string(args, "pidfile");
 	char signame[32], target[600];
 	int sig = parse_signal(host->arg(args, "signal"), signame, sizeof signame);
 	if (pv && pv->type == RBK_TYPE_INT)
@@ -529,7 +517,7 @@ static int signal_plan(rbk_call *call, const rbk_value *args)
 	else
 		snprintf(target, sizeof target, "the process in %s", pidfile ? pidfile : "?");
 	host->log(call, RBK_LOG_INFO, "would send %s to %s, wait up to %lldms for it to exit%s", sig ? signame : "?",
-		  target, (long long)ms_arg(args, "grace", 10000), bool_arg(args, "kill", 1) ? ", then SIGKILL" : "");
+		  target, (long long)ms_arg(args, "grace", 10000), rbk_arg_bool(args, "kill", 1) ? ", then SIGKILL" : "");
 	return 0;
 }
 

@@ -61,12 +61,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *str_arg(const rbk_value *args, const char *name)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-}
-
 /* Text of a scalar argument: strings as they are, numbers and bools as
  * written (an argv element or env value may come from a typed template).
  * buf holds the text when it is not the string itself. NULL: not a scalar. */
@@ -105,7 +99,7 @@ static void child(const rbk_value *args, int in, int out, int err, char **argvv,
 		if (s)
 			setenv(env->as.map.keys[i], s, 1);
 	}
-	const char *cwd = str_arg(args, "cwd");
+	const char *cwd = rbk_arg_string(args, "cwd");
 	if (cwd && chdir(cwd) != 0) {
 		fprintf(stderr, "cannot change directory to %s: %s\n", cwd, strerror(errno));
 		_exit(126);
@@ -118,7 +112,7 @@ static void child(const rbk_value *args, int in, int out, int err, char **argvv,
 static char **build_argv(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *av = host->arg(args, "argv");
-	const char *script = str_arg(args, "script");
+	const char *script = rbk_arg_string(args, "script");
 	if ((av != NULL) == (script != NULL)) {
 		host->set_error(call, "shell.exec needs exactly one of 'argv' and 'script'");
 		return NULL;
@@ -181,7 +175,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 	if (left >= 0 && (timeout < 0 || left < timeout))
 		timeout = left;
 	size_t limit = mo && mo->type == RBK_TYPE_INT && mo->as.i >= 0 ? (size_t)mo->as.i : DEFAULT_MAX_OUTPUT;
-	const char *in_text = str_arg(args, "stdin");
+	const char *in_text = rbk_arg_string(args, "stdin");
 
 	int pin[2], pout[2], perr[2];
 	if (pipe(pin) || pipe(pout) || pipe(perr)) {
@@ -303,7 +297,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 static int exec_plan(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *av = host->arg(args, "argv");
-	const char *script = str_arg(args, "script");
+	const char *script = rbk_arg_string(args, "script");
 	if (script)
 		host->log(call, RBK_LOG_INFO, "would run /bin/sh -c %s", script);
 	else if (av && av->type == RBK_TYPE_LIST) {

@@ -37,29 +37,11 @@ static const rbk_host *host;
 
 /* ---- small helpers ---- */
 
-static const char *str_arg(const rbk_value *args, const char *name)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
-}
-
 /* A required string param the host let through absent (never, by contract). */
 static int missing(rbk_call *call, const char *name)
 {
 	host->set_error(call, "param '%s' is missing or not a string", name);
 	return 1;
-}
-
-static int64_t int_arg(const rbk_value *args, const char *name, int64_t def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_INT ? v->as.i : def;
-}
-
-static int bool_arg(const rbk_value *args, const char *name, int def)
-{
-	const rbk_value *v = host->arg(args, name);
-	return v && v->type == RBK_TYPE_BOOL ? v->as.boolean : def;
 }
 
 static char *xstrdup(const char *s)
@@ -292,7 +274,7 @@ static int check_db(rbk_call *call, const char *path, strlist *problems, char **
 
 static int integrity_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "db");
+	const char *path = rbk_arg_string(args, "db");
 	if (!path)
 		return missing(call, "db");
 	strlist problems = {0};
@@ -317,7 +299,7 @@ static int integrity_run(rbk_call *call, const rbk_value *args)
 
 static int integrity_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would run PRAGMA integrity_check on %s (read-only)", str_arg(args, "db"));
+	host->log(call, RBK_LOG_INFO, "would run PRAGMA integrity_check on %s (read-only)", rbk_arg_string(args, "db"));
 	return 0;
 }
 
@@ -481,13 +463,13 @@ static int backup_into(rbk_call *call, const char *src_path, const char *tmp, ch
 
 static int backup_run(rbk_call *call, const rbk_value *args)
 {
-	const char *db = str_arg(args, "db"), *dir = str_arg(args, "dir");
+	const char *db = rbk_arg_string(args, "db"), *dir = rbk_arg_string(args, "dir");
 	if (!db)
 		return missing(call, "db");
 	if (!dir)
 		return missing(call, "dir");
-	int64_t keep = int_arg(args, "keep", DEFAULT_KEEP);
-	int verify = bool_arg(args, "check", 1);
+	int64_t keep = rbk_arg_int(args, "keep", DEFAULT_KEEP);
+	int verify = rbk_arg_bool(args, "check", 1);
 	if (keep < 1) {
 		host->set_error(call, "keep must be at least 1, not %lld", (long long)keep);
 		return 1;
@@ -595,8 +577,8 @@ out:
 static int backup_plan(rbk_call *call, const rbk_value *args)
 {
 	host->log(call, RBK_LOG_INFO, "would back up %s to %s/%s.<UTC time>.bak%s and keep the newest %lld",
-		  str_arg(args, "db"), str_arg(args, "dir"), base_name(str_arg(args, "db")),
-		  bool_arg(args, "check", 1) ? " (checked)" : "", (long long)int_arg(args, "keep", DEFAULT_KEEP));
+		  rbk_arg_string(args, "db"), rbk_arg_string(args, "dir"), base_name(rbk_arg_string(args, "db")),
+		  rbk_arg_bool(args, "check", 1) ? " (checked)" : "", (long long)rbk_arg_int(args, "keep", DEFAULT_KEEP));
 	return 0;
 }
 
@@ -740,7 +722,7 @@ static void add_tried(rbk_value **items, size_t *n, char ***keep, size_t *nkeep,
 
 static int restore_run(rbk_call *call, const rbk_value *args)
 {
-	const char *db = str_arg(args, "db"), *dir = str_arg(args, "dir");
+	const char *db = rbk_arg_string(args, "db"), *dir = rbk_arg_string(args, "dir");
 	if (!db)
 		return missing(call, "db");
 	if (!dir)
@@ -905,11 +887,11 @@ fail:
 
 static int restore_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *db = str_arg(args, "db");
+	const char *db = rbk_arg_string(args, "db");
 	host->log(call, RBK_LOG_INFO,
 		  "would restore %s from the newest backup in %s that passes its integrity check, moving %s aside "
 		  "to %s.damaged.<UTC time>",
-		  db, str_arg(args, "dir"), db, db);
+		  db, rbk_arg_string(args, "dir"), db, db);
 	return 0;
 }
 
@@ -1050,12 +1032,12 @@ static int column_value(sqlite3_stmt *st, int c, rbk_value *out)
 
 static int query_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "db"), *sql = str_arg(args, "sql");
+	const char *path = rbk_arg_string(args, "db"), *sql = rbk_arg_string(args, "sql");
 	if (!path)
 		return missing(call, "db");
 	if (!sql)
 		return missing(call, "sql");
-	int64_t max_rows = int_arg(args, "max_rows", DEFAULT_MAX_ROWS);
+	int64_t max_rows = rbk_arg_int(args, "max_rows", DEFAULT_MAX_ROWS);
 	if (max_rows < 0) {
 		host->set_error(call, "max_rows must be 0 or more, not %lld", (long long)max_rows);
 		return 1;
@@ -1148,15 +1130,15 @@ out:
 static int query_plan(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *p = host->arg(args, "params");
-	host->log(call, RBK_LOG_INFO, "would query %s (read-only): %s [%zu bound param%s]", str_arg(args, "db"),
-		  str_arg(args, "sql"), p && p->type == RBK_TYPE_LIST ? p->as.list.count : 0,
+	host->log(call, RBK_LOG_INFO, "would query %s (read-only): %s [%zu bound param%s]", rbk_arg_string(args, "db"),
+		  rbk_arg_string(args, "sql"), p && p->type == RBK_TYPE_LIST ? p->as.list.count : 0,
 		  p && p->type == RBK_TYPE_LIST && p->as.list.count == 1 ? "" : "s");
 	return 0;
 }
 
 static int exec_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = str_arg(args, "db"), *sql = str_arg(args, "sql");
+	const char *path = rbk_arg_string(args, "db"), *sql = rbk_arg_string(args, "sql");
 	if (!path)
 		return missing(call, "db");
 	if (!sql)
@@ -1202,8 +1184,8 @@ out:
 static int exec_plan(rbk_call *call, const rbk_value *args)
 {
 	const rbk_value *p = host->arg(args, "params");
-	host->log(call, RBK_LOG_INFO, "would execute on %s: %s [%zu bound param%s]", str_arg(args, "db"),
-		  str_arg(args, "sql"), p && p->type == RBK_TYPE_LIST ? p->as.list.count : 0,
+	host->log(call, RBK_LOG_INFO, "would execute on %s: %s [%zu bound param%s]", rbk_arg_string(args, "db"),
+		  rbk_arg_string(args, "sql"), p && p->type == RBK_TYPE_LIST ? p->as.list.count : 0,
 		  p && p->type == RBK_TYPE_LIST && p->as.list.count == 1 ? "" : "s");
 	return 0;
 }

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -160,6 +161,39 @@ typedef struct {
 						    sizeof(rbk_value)}
 
 typedef int (*rbk_plugin_init_fn)(const rbk_host *host, const rbk_plugin **out);
+
+/* Reading an action's args (the map of params it was given): the value of
+ * name when it is present and of the type asked for, else the default. */
+static inline const rbk_value *rbk_arg_get(const rbk_value *args, const char *name)
+{
+	if (!args || args->type != RBK_TYPE_MAP)
+		return NULL;
+	for (size_t i = 0; i < args->as.map.count; i++)
+		if (!strcmp(args->as.map.keys[i], name))
+			return &args->as.map.values[i];
+	return NULL;
+}
+
+/* A string param, or NULL. */
+static inline const char *rbk_arg_string(const rbk_value *args, const char *name)
+{
+	const rbk_value *v = rbk_arg_get(args, name);
+	return v && v->type == RBK_TYPE_STRING ? v->as.str.ptr : NULL;
+}
+
+/* An int param (a duration arrives as milliseconds), or def. */
+static inline int64_t rbk_arg_int(const rbk_value *args, const char *name, int64_t def)
+{
+	const rbk_value *v = rbk_arg_get(args, name);
+	return v && (v->type == RBK_TYPE_INT || v->type == RBK_TYPE_DURATION) ? v->as.i : def;
+}
+
+/* A bool param (0 or 1), or def. */
+static inline int rbk_arg_bool(const rbk_value *args, const char *name, int def)
+{
+	const rbk_value *v = rbk_arg_get(args, name);
+	return v && v->type == RBK_TYPE_BOOL ? v->as.boolean != 0 : def;
+}
 
 #define RBK_PLUGIN_ABI_SYMBOL "rbk_plugin_abi"
 #define RBK_PLUGIN_INIT_SYMBOL "rbk_plugin_init"
