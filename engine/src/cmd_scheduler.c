@@ -35,7 +35,8 @@ static void on_hup(int sig)
 
 typedef struct {
 	pid_t pid;
-	int64_t fire;
+	int64_t fire; /* 0: a sweep's resume, not a fire */
+	int64_t run;  /* the run a sweep resumes */
 	char *runbook;
 } child;
 
@@ -108,7 +109,7 @@ static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const ch
 	if (pid < 0)
 		return -1;
 	d->kids = rbk_xrealloc(d->kids, (d->nkids + 1) * sizeof *d->kids);
-	d->kids[d->nkids++] = (child){pid, fire, rbk_xstrdup(e->runbook)};
+	d->kids[d->nkids++] = (child){pid, fire, 0, rbk_xstrdup(e->runbook)};
 	d->started++;
 	say("fired %s (entry %d, %s): fire %lld, pid %d", e->runbook, e->entry, nominal, (long long)fire, (int)pid);
 	return 0;
@@ -133,7 +134,7 @@ static void reap(daemon_ctx *d, bool wait)
 			say("run of %s (fire %lld) ended with exit code %d", d->kids[i].runbook, (long long)d->kids[i].fire, code);
 			/* Exit 2: refused before any run existed; 126/127: rbk could not
 			 * be executed. Anything else ended a run that was created. */
-			if (code == RBK_EXIT_BADINPUT || code == 126 || code == 127) {
+			if (d->kids[i].fire && (code == RBK_EXIT_BADINPUT || code == 126 || code == 127)) {
 				/* No run was created: the fire says why. */
 				rbk_err e = {0};
 				rbk_store_fire_set(d->store, d->kids[i].fire, "failed", 0,
@@ -147,6 +148,78 @@ static void reap(daemon_ctx *d, bool wait)
 			break;
 		}
 	}
+}
+
+/* ---- approvals past their timeout ---- */
+
+typedef struct {
+	int64_t deadline_ms; /* of the pending approval; -1: none pending */
+} pending;
+
+static int scan_approval(void *ctx, const rbk_store_event *ev)
+{
+	pending *p = ctx;
+	if (!strcmp(ev->kind, "approval_requested")) {
+		const char *at = strstr(ev->data, "\"deadline_ms\":");
+		p->deadline_ms = at ? strtoll(at + 14, NULL, 10) : -1;
+	} else if (!strcmp(ev->kind, "approval_decided") || !strcmp(ev->kind, "transition")) {
+		p->deadline_ms = -1;
+	}
+	return 0;
+}
+
+typedef struct {
+	daemon_ctx *d;
+	int64_t now;
+	int started;
+} sweep_ctx;
+
+/* A run waiting for an approval whose timeout has passed is resumed, so the
+ * timeout takes effect (the failure edge) without anyone coming back. */
+static int sweep_one(void *ctx, const rbk_store_run *r)
+{
+	sweep_ctx *sw = ctx;
+	daemon_ctx *d = sw->d;
+	if (strcmp(r->status, "waiting") != 0)
+		return 0;
+	for (size_t i = 0; i < d->nkids; i++)
+		if (d->kids[i].run == r->id)
+			return 0; /* already being resumed */
+	pending p = {-1};
+	rbk_err e = {0};
+	if (rbk_store_events(d->store, r->id, scan_approval, &p, &e) < 0 || p.deadline_ms < 0 || p.deadline_ms > sw->now)
+		return 0;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return 0;
+	exe[n] = '\0';
+	char id[32];
+	snprintf(id, sizeof id, "%lld", (long long)r->id);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		execl(exe, "rbk", "resume", id, "--actor", "scheduler", "--home", d->home, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0)
+		return 0;
+	d->kids = rbk_xrealloc(d->kids, (d->nkids + 1) * sizeof *d->kids);
+	d->kids[d->nkids++] = (child){pid, 0, r->id, rbk_xstrdup(r->runbook)};
+	say("run %lld (%s): its approval timed out; resuming it to take its failure edge", (long long)r->id, r->runbook);
+	sw->started++;
+	return 0;
+}
+
+static void sweep_approvals(daemon_ctx *d, int64_t now)
+{
+	rbk_store_run_filter f = {.status = "waiting"};
+	sweep_ctx sw = {d, now, 0};
+	rbk_err e = {0};
+	rbk_store_runs(d->store, &f, sweep_one, &sw, &e);
 }
 
 /* Prometheus textfile-collector metrics, written atomically (tmp + rename). */
@@ -323,6 +396,10 @@ static int run(int argc, char **argv)
 		} else if (st.missed || st.skipped || st.queued) {
 			say("%d missed, %d skipped, %d queued", st.missed, st.skipped, st.queued);
 		}
+		/* With --now the clock is simulated: deadlines are real times, so
+		 * only the real clock sweeps them. */
+		if (!fixed_now)
+			sweep_approvals(&d, now);
 		if (once) {
 			reap(&d, true);
 			write_metrics(&s, d.store, metrics);

@@ -601,8 +601,10 @@ static int do_approval(run *r, const rbk_state *st, rbk_err *err)
 	}
 	if (!d) {
 		if (r->rs.approval_deadline_ms >= 0 && wall_ms() > r->rs.approval_deadline_ms) {
-			if (emit(r, "approval_decided",
-				 map2("state", rbk_val_str(st->name), "decision", rbk_val_str("timed_out")), err) < 0)
+			/* by: who found it timed out (an operator's resume, the scheduler). */
+			rbk_val d = map2("state", rbk_val_str(st->name), "decision", rbk_val_str("timed_out"));
+			rbk_val_map_set(&d, "by", rbk_val_str(r->ip->actor));
+			if (emit(r, "approval_decided", d, err) < 0)
 				return -1;
 			return fail_edge(r, st, "approval timed out", err);
 		}

@@ -171,7 +171,8 @@ int rbk_reg_open(rbk_registry **out, const char *path)
 			names[count++] = rbk_xstrdup(e->d_name);
 		}
 		closedir(dh);
-		qsort(names, count, sizeof *names, by_name); /* load order must not depend on the file system */
+		if (count)
+			qsort(names, count, sizeof *names, by_name); /* load order must not depend on the file system */
 		for (size_t i = 0; i < count; i++) {
 			char *name = rbk_xstrndup(names[i] + 4, strlen(names[i]) - 7);
 			bool dup = false; /* one file per plugin: the first directory wins */

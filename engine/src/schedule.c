@@ -106,7 +106,8 @@ int rbk_sched_load(rbk_sched *s, const char *search_path, rbk_diag *d)
 			}
 		}
 		closedir(dh);
-		qsort(names, count, sizeof *names, by_name);
+		if (count)
+			qsort(names, count, sizeof *names, by_name);
 		for (size_t i = 0; i < count; i++) {
 			char *path = rbk_xasprintf("%s/%s", dir, names[i]);
 			rbk_doc *doc = NULL;

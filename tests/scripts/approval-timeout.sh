@@ -28,3 +28,16 @@ export RBK_HOME="$TMP/intime"
 "$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
 out=$("$RBK" approve 1 --actor someone 2>&1); rc=$?
 [[ $rc == 0 ]] && "$RBK" log 1 | grep -q "ask approved by someone" && ok "answered in time: approved, the run succeeds" || fail "in time" "rc=$rc $out"
+
+# Nobody answers: the scheduler resumes the run once its approval has timed
+# out, and the failure edge follows without anyone coming back.
+export RBK_HOME="$TMP/swept" RBK_PATH="$TMP/none"
+mkdir -p "$RBK_PATH"
+"$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
+out=$("$RBK" scheduler --once 2>&1)
+[[ $out != *"approval timed out"* ]] && "$RBK" status | grep -q waiting && ok "before its deadline, the scheduler leaves a waiting approval alone" || fail "early sweep" "$out"
+sleep 1.3
+out=$("$RBK" scheduler --once 2>&1)
+log=$("$RBK" log 1)
+[[ $out == *"run 1 (approval-timeout): its approval timed out"* && $log == *"ask timed_out by scheduler"* && $log == *"ask -> late (failure)"* ]] \
+	&& ok "after its deadline, the scheduler resumes it: timed out, the failure edge" || fail "sweep" "$out $log"
