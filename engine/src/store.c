@@ -171,6 +171,11 @@ enum {
 	ST_UPSERT_STEP,
 	ST_LOCK_HOLDER,
 	ST_SET_OWNER,
+	ST_CLAIM_FIRE,
+	ST_SET_FIRE,
+	ST_GET_META,
+	ST_SET_META,
+	ST_EVENT_HASH,
 	ST_COUNT
 };
 
@@ -206,6 +211,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_LOCK_HOLDER] = "SELECT id FROM runs WHERE lock_key = ?1 AND id != ?2 AND status IN"
 			   " ('running', 'waiting', 'interrupted', 'needs_attention') ORDER BY id LIMIT 1",
 	[ST_SET_OWNER] = "UPDATE runs SET owner_pid = ?2 WHERE id = ?1",
+	[ST_CLAIM_FIRE] = "INSERT INTO fires (runbook, entry, nominal, decided_at, outcome, note)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (runbook, entry, nominal) DO NOTHING",
+	[ST_SET_FIRE] = "UPDATE fires SET outcome = ?2, run_id = COALESCE(?3, run_id),"
+			" note = COALESCE(?4, note) WHERE id = ?1",
+	[ST_GET_META] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_SET_META] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+			" ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[ST_EVENT_HASH] = "SELECT hash FROM events WHERE seq = ?1",
 };
 
 /* Walks get a statement of their own, so a callback may read the store. */
@@ -1458,13 +1471,9 @@ int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const cha
 	int own;
 	if (op_begin(s, &own, op, err) < 0)
 		return -1;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db,
-				    "INSERT INTO fires (runbook, entry, nominal, decided_at, outcome, note)"
-				    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (runbook, entry, nominal) DO NOTHING",
-				    -1, &st, NULL);
 	int ret = -1;
-	if (rc == SQLITE_OK) {
+	sqlite3_stmt *st = stmt(s, ST_CLAIM_FIRE, op, err);
+	if (st) {
 		char at[64];
 		now_iso(at);
 		sqlite3_bind_text(st, 1, runbook, -1, SQLITE_STATIC);
@@ -1473,16 +1482,16 @@ int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const cha
 		sqlite3_bind_text(st, 4, at, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, outcome, -1, SQLITE_STATIC);
 		bind_text_or_null(st, 6, note);
-		rc = sqlite3_step(st);
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
 		if (rc == SQLITE_DONE) {
 			ret = sqlite3_changes(s->db) ? 0 : 1;
 			if (ret == 0)
 				*out_id = sqlite3_last_insert_rowid(s->db);
 		} else
 			ret = db_fail(s, rc, op, NULL, err);
-	} else
-		ret = db_fail(s, rc, op, NULL, err);
-	sqlite3_finalize(st);
+	}
 	return op_end(s, own, ret < 0 ? -1 : 0, op, err) < 0 ? -1 : ret;
 }
 
@@ -1492,23 +1501,18 @@ int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t 
 	int own;
 	if (op_begin(s, &own, op, err) < 0)
 		return -1;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db,
-				    "UPDATE fires SET outcome = ?2, run_id = COALESCE(?3, run_id),"
-				    " note = COALESCE(?4, note) WHERE id = ?1",
-				    -1, &st, NULL);
-	int ret = 0;
-	if (rc == SQLITE_OK) {
+	int ret = -1;
+	sqlite3_stmt *st = stmt(s, ST_SET_FIRE, op, err);
+	if (st) {
 		sqlite3_bind_int64(st, 1, fire);
 		sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
 		bind_id_or_null(st, 3, run_id);
 		bind_text_or_null(st, 4, note);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			ret = db_fail(s, rc, op, NULL, err);
-	} else
-		ret = db_fail(s, rc, op, NULL, err);
-	sqlite3_finalize(st);
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		ret = rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
+	}
 	return op_end(s, own, ret, op, err);
 }
 
@@ -1545,17 +1549,16 @@ int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err)
 {
 	const char *op = "read meta";
 	*out = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(s, rc, op, NULL, err);
+	sqlite3_stmt *st = stmt(s, ST_GET_META, op, err);
+	if (!st)
+		return -1;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = step_retry(s, st);
+	int rc = step_retry(s, st);
 	if (rc == SQLITE_ROW)
 		*out = col_dup(st, 0);
-	int ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
-	sqlite3_finalize(st);
-	return ret;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
 }
 
 int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err)
@@ -1564,21 +1567,16 @@ int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err
 	int own;
 	if (op_begin(s, &own, op, err) < 0)
 		return -1;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db,
-				    "INSERT INTO meta (key, value) VALUES (?1, ?2)"
-				    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-				    -1, &st, NULL);
-	int ret = 0;
-	if (rc == SQLITE_OK) {
+	int ret = -1;
+	sqlite3_stmt *st = stmt(s, ST_SET_META, op, err);
+	if (st) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			ret = db_fail(s, rc, op, NULL, err);
-	} else
-		ret = db_fail(s, rc, op, NULL, err);
-	sqlite3_finalize(st);
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		ret = rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
+	}
 	return op_end(s, own, ret, op, err);
 }
 
@@ -1603,20 +1601,18 @@ int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err)
 {
 	const char *op = "read event";
 	hash[0] = '\0';
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT hash FROM events WHERE seq = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(s, rc, op, NULL, err);
+	sqlite3_stmt *st = stmt(s, ST_EVENT_HASH, op, err);
+	if (!st)
+		return -1;
 	sqlite3_bind_int64(st, 1, seq);
-	rc = step_retry(s, st);
-	int ret = 1;
-	if (rc == SQLITE_ROW) {
+	int rc = step_retry(s, st);
+	if (rc == SQLITE_ROW)
 		snprintf(hash, 65, "%s", col_text(st, 0, NULL));
-		ret = 0;
-	} else if (rc != SQLITE_DONE)
-		ret = db_fail(s, rc, op, NULL, err);
-	sqlite3_finalize(st);
-	return ret;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? 1 : db_fail(s, rc, op, NULL, err);
 }
 
 void rbk_store_chain_hash(const char *prev, int64_t seq, int64_t run_id, const char *at, const char *actor,
