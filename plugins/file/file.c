@@ -553,20 +553,32 @@ static int move_plan(rbk_call *call, const rbk_value *args)
 
 /* ---- write, append ---- */
 
-static int write_run(rbk_call *call, const rbk_value *args)
+/* The params write and append share: path, content and mode (octal text,
+ * 0644 by default). Returns 0, or 1 after setting the step's error. */
+static int text_args(rbk_call *call, const rbk_value *args, const char **path, const rbk_value **c, long *mode)
 {
-	const char *path = rbk_arg_string(args, "path");
-	if (!path)
+	*path = rbk_arg_string(args, "path");
+	if (!*path)
 		return missing(call, "path");
-	const rbk_value *c = host->arg(args, "content");
-	if (!c || c->type != RBK_TYPE_STRING)
+	*c = host->arg(args, "content");
+	if (!*c || (*c)->type != RBK_TYPE_STRING)
 		return missing(call, "content");
 	const char *mode_text = rbk_arg_string(args, "mode");
-	long mode = parse_mode(mode_text ? mode_text : "0644");
-	if (mode < 0) {
+	*mode = parse_mode(mode_text ? mode_text : "0644");
+	if (*mode < 0) {
 		host->set_error(call, "mode must be octal digits such as \"0644\", not \"%s\"", mode_text);
 		return 1;
 	}
+	return 0;
+}
+
+static int write_run(rbk_call *call, const rbk_value *args)
+{
+	const char *path;
+	const rbk_value *c;
+	long mode;
+	if (text_args(call, args, &path, &c, &mode))
+		return 1;
 	const char *content = c->as.str.ptr;
 	size_t len = c->as.str.len;
 	struct stat st;
@@ -625,18 +637,11 @@ static int write_plan(rbk_call *call, const rbk_value *args)
 
 static int append_run(rbk_call *call, const rbk_value *args)
 {
-	const char *path = rbk_arg_string(args, "path");
-	if (!path)
-		return missing(call, "path");
-	const rbk_value *c = host->arg(args, "content");
-	if (!c || c->type != RBK_TYPE_STRING)
-		return missing(call, "content");
-	const char *mode_text = rbk_arg_string(args, "mode");
-	long mode = parse_mode(mode_text ? mode_text : "0644");
-	if (mode < 0) {
-		host->set_error(call, "mode must be octal digits such as \"0644\", not \"%s\"", mode_text);
+	const char *path;
+	const rbk_value *c;
+	long mode;
+	if (text_args(call, args, &path, &c, &mode))
 		return 1;
-	}
 	int created = 1;
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST) {
