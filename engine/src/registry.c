@@ -1,11 +1,11 @@
 /* registry: dlopen plugins, check their ABI, serve their actions. */
 #include "registry.h"
+#include "dirlist.h"
 #include "mem.h"
 #include "model.h"
 #include "regex.h"
 #include "suggest.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -146,49 +146,30 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 	return 0;
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool plugin_file(const char *name)
+{
+	size_t l = strlen(name);
+	return !strncmp(name, "rbk-", 4) && l >= 8 && !strcmp(name + l - 3, ".so");
+}
+
+static void add_available(void *ctx, const char *dir, const char *file)
+{
+	rbk_registry *r = ctx;
+	char *name = rbk_xstrndup(file + 4, strlen(file) - 7);
+	for (size_t j = 0; j < r->navail; j++)
+		if (!strcmp(r->avail[j].name, name)) { /* one file per plugin: the first directory wins */
+			rbk_free(name);
+			return;
+		}
+	r->avail = rbk_xrealloc(r->avail, (r->navail + 1) * sizeof *r->avail);
+	r->avail[r->navail++] = (available){name, rbk_xasprintf("%s/%s", dir, file), false};
+}
 
 int rbk_reg_open(rbk_registry **out, const char *path)
 {
 	rbk_registry *r = rbk_reg_new();
-	for (const char *p = path; p && *p;) {
-		size_t n = strcspn(p, ":");
-		char *dir = rbk_xstrndup(p, n);
-		p += n + (p[n] == ':');
-		DIR *dh = opendir(dir);
-		if (!dh) {
-			rbk_free(dir);
-			continue;
-		}
-		char **names = NULL;
-		size_t count = 0;
-		struct dirent *e;
-		while ((e = readdir(dh))) {
-			size_t l = strlen(e->d_name);
-			if (strncmp(e->d_name, "rbk-", 4) || l < 8 || strcmp(e->d_name + l - 3, ".so"))
-				continue;
-			names = rbk_xrealloc(names, (count + 1) * sizeof *names);
-			names[count++] = rbk_xstrdup(e->d_name);
-		}
-		closedir(dh);
-		if (count)
-			qsort(names, count, sizeof *names, by_name); /* load order must not depend on the file system */
-		for (size_t i = 0; i < count; i++) {
-			char *name = rbk_xstrndup(names[i] + 4, strlen(names[i]) - 7);
-			bool dup = false; /* one file per plugin: the first directory wins */
-			for (size_t j = 0; j < r->navail; j++)
-				dup |= !strcmp(r->avail[j].name, name);
-			if (dup) {
-				rbk_free(name);
-			} else {
-				r->avail = rbk_xrealloc(r->avail, (r->navail + 1) * sizeof *r->avail);
-				r->avail[r->navail++] = (available){name, rbk_xasprintf("%s/%s", dir, names[i]), false};
-			}
-			rbk_free(names[i]);
-		}
-		rbk_free(names);
-		rbk_free(dir);
-	}
+	rbk_dir_each(path, plugin_file, add_available, r);
 	*out = r;
 	return 0;
 }
@@ -561,15 +542,7 @@ static void h_log(rbk_call *c, int level, const char *fmt, ...)
 	rbk_buf_printf(&c->log, "%s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], buf);
 }
 
-static const rbk_value *h_arg(const rbk_value *args, const char *name)
-{
-	if (!args || args->type != RBK_TYPE_MAP)
-		return NULL;
-	for (size_t i = 0; i < args->as.map.count; i++)
-		if (!strcmp(args->as.map.keys[i], name))
-			return &args->as.map.values[i];
-	return NULL;
-}
+static const rbk_value *h_arg(const rbk_value *args, const char *name) { return rbk_arg_get(args, name); }
 
 static const char *h_key(rbk_call *c) { return c->key ? c->key : ""; }
 

@@ -1,11 +1,11 @@
 /* schedule: schedule entries and the per-tick decisions. */
 #include "schedule.h"
+#include "dirlist.h"
 #include "load.h"
 #include "mem.h"
 #include "model.h"
 #include "render.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,52 +81,40 @@ static void add_entries(rbk_sched *s, const char *path, rbk_runbook *rb)
 	}
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static bool runbook_file(const char *name)
+{
+	size_t l = strlen(name);
+	return (l > 5 && !strcmp(name + l - 5, ".yaml")) || (l > 4 && !strcmp(name + l - 4, ".yml"));
+}
+
+typedef struct {
+	rbk_sched *s;
+	rbk_diag *d;
+} loading;
+
+static void load_one(void *ctx, const char *dir, const char *name)
+{
+	loading *l = ctx;
+	char *path = rbk_xasprintf("%s/%s", dir, name);
+	rbk_doc *doc = NULL;
+	rbk_runbook *rb = NULL;
+	if (rbk_load_file(&doc, path, l->d) == 0 && rbk_model_build(&rb, doc, l->d) == 0) {
+		bool dup = false;
+		for (size_t j = 0; j < l->s->n; j++)
+			dup |= !strcmp(l->s->e[j].runbook, rb->name);
+		if (!dup) /* the first directory on the path wins, as for rbk run NAME */
+			add_entries(l->s, path, rb);
+	}
+	rbk_model_free(rb);
+	rbk_doc_free(doc);
+	rbk_free(path);
+}
 
 int rbk_sched_load(rbk_sched *s, const char *search_path, rbk_diag *d)
 {
 	memset(s, 0, sizeof s[0]);
-	for (const char *p = search_path; p && *p;) {
-		size_t n = strcspn(p, ":");
-		char *dir = rbk_xstrndup(p, n);
-		p += n + (p[n] == ':');
-		DIR *dh = opendir(dir);
-		if (!dh) {
-			rbk_free(dir);
-			continue;
-		}
-		char **names = NULL;
-		size_t count = 0;
-		struct dirent *ent;
-		while ((ent = readdir(dh))) {
-			size_t l = strlen(ent->d_name);
-			if ((l > 5 && !strcmp(ent->d_name + l - 5, ".yaml")) || (l > 4 && !strcmp(ent->d_name + l - 4, ".yml"))) {
-				names = rbk_xrealloc(names, (count + 1) * sizeof *names);
-				names[count++] = rbk_xstrdup(ent->d_name);
-			}
-		}
-		closedir(dh);
-		if (count)
-			qsort(names, count, sizeof *names, by_name);
-		for (size_t i = 0; i < count; i++) {
-			char *path = rbk_xasprintf("%s/%s", dir, names[i]);
-			rbk_doc *doc = NULL;
-			rbk_runbook *rb = NULL;
-			if (rbk_load_file(&doc, path, d) == 0 && rbk_model_build(&rb, doc, d) == 0) {
-				bool dup = false;
-				for (size_t j = 0; j < s->n; j++)
-					dup |= !strcmp(s->e[j].runbook, rb->name);
-				if (!dup) /* the first directory on the path wins, as for rbk run NAME */
-					add_entries(s, path, rb);
-			}
-			rbk_model_free(rb);
-			rbk_doc_free(doc);
-			rbk_free(path);
-			rbk_free(names[i]);
-		}
-		rbk_free(names);
-		rbk_free(dir);
-	}
+	loading l = {s, d};
+	rbk_dir_each(search_path, runbook_file, load_one, &l);
 	return 0;
 }
 
