@@ -69,16 +69,36 @@ static void say(const char *fmt, ...)
 	fflush(stdout);
 }
 
-/* Start `rbk run` for a fire, as a separate process: a run outlives a
- * scheduler restart, and the scheduler's memory stays flat. */
-static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const char *nominal)
+/* Start this rbk again with argv (a separate process: a run outlives a
+ * scheduler restart, and the scheduler's memory stays flat), and remember
+ * it. Returns the pid, or -1. */
+static pid_t spawn(daemon_ctx *d, char *const argv[], int64_t fire, int64_t run, const char *runbook)
 {
-	daemon_ctx *d = ctx;
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n <= 0)
 		return -1;
 	exe[n] = '\0';
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		execv(exe, argv);
+		_exit(127);
+	}
+	if (pid > 0) {
+		d->kids = rbk_xrealloc(d->kids, (d->nkids + 1) * sizeof *d->kids);
+		d->kids[d->nkids++] = (child){pid, fire, run, rbk_xstrdup(runbook)};
+	}
+	return pid;
+}
+
+/* Start `rbk run` for a fire, with the entry's params. */
+static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const char *nominal)
+{
+	daemon_ctx *d = ctx;
 	size_t np = e->params.t == RBK_V_MAP ? e->params.u.map.n : 0;
 	char **argv = rbk_xcalloc(14 + 2 * np, sizeof *argv);
 	size_t a = 0;
@@ -94,22 +114,12 @@ static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const ch
 		argv[a++] = rbk_xasprintf("%s=%s", e->params.u.map.keys[i], v);
 		rbk_free(v);
 	}
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		execv(exe, argv);
-		_exit(127);
-	}
+	pid_t pid = spawn(d, argv, fire, 0, e->runbook);
 	for (size_t i = 0; i < a; i++)
 		rbk_free(argv[i]);
 	rbk_free(argv);
 	if (pid < 0)
 		return -1;
-	d->kids = rbk_xrealloc(d->kids, (d->nkids + 1) * sizeof *d->kids);
-	d->kids[d->nkids++] = (child){pid, fire, 0, rbk_xstrdup(e->runbook)};
 	d->started++;
 	say("fired %s (entry %d, %s): fire %lld, pid %d", e->runbook, e->entry, nominal, (long long)fire, (int)pid);
 	return 0;
@@ -189,26 +199,11 @@ static int sweep_one(void *ctx, const rbk_store_run *r)
 	rbk_err e = {0};
 	if (rbk_store_events(d->store, r->id, scan_approval, &p, &e) < 0 || p.deadline_ms < 0 || p.deadline_ms > sw->now)
 		return 0;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n <= 0)
-		return 0;
-	exe[n] = '\0';
 	char id[32];
 	snprintf(id, sizeof id, "%lld", (long long)r->id);
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid == 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		execl(exe, "rbk", "resume", id, "--actor", "scheduler", "--home", d->home, (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0)
+	char *const argv[] = {"rbk", "resume", id, "--actor", "scheduler", "--home", (char *)d->home, NULL};
+	if (spawn(d, argv, 0, r->id, r->runbook) < 0)
 		return 0;
-	d->kids = rbk_xrealloc(d->kids, (d->nkids + 1) * sizeof *d->kids);
-	d->kids[d->nkids++] = (child){pid, 0, r->id, rbk_xstrdup(r->runbook)};
 	say("run %lld (%s): its approval timed out; resuming it to take its failure edge", (long long)r->id, r->runbook);
 	sw->started++;
 	return 0;
