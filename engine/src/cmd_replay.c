@@ -41,8 +41,11 @@ static int run(int argc, char **argv)
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		code = e.code == RBK_ERR_NONAME ? RBK_EXIT_BADINPUT : RBK_EXIT_FAILED;
 	} else {
-		printf("replay of run %lld: %d run%s, %d events, %d decisions re-derived, %d divergence%s\n", id, st.runs,
-		       st.runs == 1 ? "" : "s", st.events, st.decisions, st.divergences, st.divergences == 1 ? "" : "s");
+		char secret[64] = "";
+		if (st.secret)
+			snprintf(secret, sizeof secret, ", %d read a secret (not re-derived)", st.secret);
+		printf("replay of run %lld: %d run%s, %d events, %d decisions re-derived%s, %d divergence%s\n", id, st.runs,
+		       st.runs == 1 ? "" : "s", st.events, st.decisions, secret, st.divergences, st.divergences == 1 ? "" : "s");
 		code = st.divergences ? RBK_EXIT_FAILED : RBK_EXIT_OK;
 	}
 	rbk_store_close(s);

@@ -99,14 +99,17 @@ int rbk_eval_lookup_root(const rbk_val *root, const char *const *segs, size_t n,
 	*out = rbk_val_null();
 	if (n == 0)
 		return no_name(err, segs, n);
+	bool secret = false; /* a value inside a secret is a secret */
 	for (size_t i = 0; i < n; i++) {
 		if (!cur || cur->t != RBK_V_MAP)
 			return no_name(err, segs, n);
+		secret |= cur->secret;
 		cur = rbk_val_map_get(cur, segs[i]);
 	}
 	if (!cur)
 		return no_name(err, segs, n);
 	*out = rbk_val_copy(cur);
+	out->secret |= secret;
 	return 0;
 }
 
@@ -149,8 +152,10 @@ static int eval_logic(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, 
 		*out = v;
 		return 0;
 	}
+	bool secret = v.secret; /* the outcome depends on both sides */
 	if (eval(e->b, env, &v, err) < 0)
 		return -1;
+	v.secret |= secret;
 	if (v.t != RBK_V_BOOL) {
 		fail(err, e->b->pos, "%s needs bool operands, got %s", op, tname(&v));
 		rbk_val_free(&v);
@@ -323,6 +328,8 @@ static int eval_binary(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out,
 		rc = arith(e, &a, &b, out, err);
 		break;
 	}
+	if (rc == 0)
+		out->secret |= a.secret || b.secret;
 	rbk_val_free(&a);
 	rbk_val_free(&b);
 	return rc;
@@ -340,16 +347,19 @@ static int eval_unary(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, 
 			return -1;
 		}
 		*out = rbk_val_bool(!v.u.b);
+		out->secret = v.secret;
 		return 0;
 	}
 	if (v.t == RBK_V_INT) {
 		if (v.u.i == INT64_MIN)
 			return fail(err, e->pos, "integer overflow in '-'");
 		*out = rbk_val_int(-v.u.i);
+		out->secret = v.secret;
 		return 0;
 	}
 	if (v.t == RBK_V_NUM) {
 		*out = rbk_val_num(-v.u.n);
+		out->secret = v.secret;
 		return 0;
 	}
 	fail(err, e->a->pos, "'-' needs a number, got %s", tname(&v));
@@ -438,6 +448,8 @@ static int to_number(const fn_ctx *c, bool *is_int, int64_t *iv, double *dv, rbk
 		while (n && is_ascii_space((unsigned char)s[n - 1]))
 			n--;
 		if (!decimal_syntax(s, n, is_int)) {
+			if (v->secret)
+				return fail(err, arg_pos(c, 0), "%s(): a secret value is not a number", c->call->fn);
 			int shown = v->u.s.len > 40 ? 40 : (int)v->u.s.len;
 			return fail(err, arg_pos(c, 0), "%s(): '%.*s%s' is not a number",
 				    c->call->fn, shown, v->u.s.s, v->u.s.len > 40 ? "..." : "");
@@ -656,7 +668,7 @@ static int fn_age(fn_ctx *c, rbk_val *out, rbk_err *err)
 		snprintf(why, sizeof why, "%s", strerror(errno));
 		if (why[0] >= 'A' && why[0] <= 'Z') /* our messages are lowercase */
 			why[0] = (char)(why[0] - 'A' + 'a');
-		return fail(err, arg_pos(c, 0), "age(): cannot stat '%s': %s", c->argv[0].u.s.s,
+		return fail(err, arg_pos(c, 0), "age(): cannot stat '%s': %s", c->argv[0].secret ? "***" : c->argv[0].u.s.s,
 			    why);
 	}
 	*out = rbk_val_int(now_seconds(c->env) - (int64_t)st.st_mtime);
@@ -721,6 +733,8 @@ static int eval_call(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, r
 	if (rc == 0) {
 		fn_ctx c = {e, env, argv};
 		rc = builtins[f].fn(&c, out, err);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			out->secret |= rbk_val_has_secret(&argv[i]);
 	}
 	while (n > 0)
 		rbk_val_free(&argv[--n]);
@@ -752,6 +766,8 @@ static int eval(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_er
 	default:
 		return fail(err, e->pos, "bad expression node");
 	}
+	if (rc == 0 && out->secret && env && env->secret)
+		env->secret(env->ctx, out);
 	return rc;
 }
 

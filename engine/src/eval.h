@@ -21,6 +21,10 @@ typedef struct {
 	const rbk_val *root;
 	/* Unix seconds for now(); NULL means the wall clock. */
 	int64_t (*now)(void *ctx);
+	/* Told of every secret value the evaluation computes, the parts of a
+	 * result as well as the result (so that each form a secret took can
+	 * be masked). NULL: nobody listens. */
+	void (*secret)(void *ctx, const rbk_val *v);
 } rbk_eval_env;
 
 /* Evaluate e. Returns 0 with a fresh *out, or -1 with err (pos = column of

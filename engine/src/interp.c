@@ -3,6 +3,7 @@
 #include "interp.h"
 #include "eval.h"
 #include "exitcode.h"
+#include "hash.h"
 #include "json.h"
 #include "mask.h"
 #include "mem.h"
@@ -113,24 +114,31 @@ static bool structural(const char *key)
 	return false;
 }
 
-/* Every string in v with secrets replaced (in place). */
-static void mask_val(const rbk_mask *m, rbk_val *v)
+/* The event as it is recorded: secret values "***", the text of every
+ * registered secret masked, the names of secret vars listed so that resume
+ * knows what to derive again. */
+static rbk_val recorded(const run *r, const char *kind, const rbk_val *data)
 {
-	if (!m || !m->n)
-		return;
-	if (v->t == RBK_V_STR) {
-		size_t len;
-		char *s = rbk_mask_apply(m, v->u.s.s, v->u.s.len, &len);
-		rbk_free(v->u.s.s);
-		v->u.s.s = s;
-		v->u.s.len = len;
-	} else if (v->t == RBK_V_LIST) {
-		for (size_t i = 0; i < v->u.list.n; i++)
-			mask_val(m, &v->u.list.items[i]);
-	} else if (v->t == RBK_V_MAP) {
-		for (size_t i = 0; i < v->u.map.n; i++)
-			mask_val(m, &v->u.map.vals[i]);
+	if (data->t != RBK_V_MAP)
+		return rbk_mask_val(&r->mask, data);
+	rbk_val rec = rbk_val_map();
+	for (size_t i = 0; i < data->u.map.n; i++) {
+		const char *k = data->u.map.keys[i];
+		const rbk_val *v = &data->u.map.vals[i];
+		rbk_val_map_set(&rec, k, structural(k) ? rbk_val_copy(v) : rbk_mask_val(&r->mask, v));
 	}
+	const rbk_val *vars = rbk_val_map_get(data, "vars");
+	if (!strcmp(kind, "vars_set") && vars && vars->t == RBK_V_MAP) {
+		rbk_val names = rbk_val_list();
+		for (size_t i = 0; i < vars->u.map.n; i++)
+			if (rbk_val_has_secret(&vars->u.map.vals[i]))
+				rbk_val_list_push(&names, rbk_val_str(vars->u.map.keys[i]));
+		if (names.u.list.n)
+			rbk_val_map_set(&rec, "secret", names);
+		else
+			rbk_val_free(&names);
+	}
+	return rec;
 }
 
 static int begin(run *r, rbk_err *err)
@@ -168,16 +176,19 @@ static int64_t int_in(const rbk_val *m, const char *k)
 	return v && v->t == RBK_V_INT ? v->u.i : 0;
 }
 
-/* Record an event (data masked, taken) and apply it to the fold. */
+/* Record an event (masked; data taken) and apply it, with its real
+ * values, to the fold. */
 static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 {
-	for (size_t i = 0; data.t == RBK_V_MAP && i < data.u.map.n; i++)
-		if (!structural(data.u.map.keys[i]))
-			mask_val(&r->mask, &data.u.map.vals[i]);
+	/* What was computed from a secret joins the mask before anything is
+	 * recorded or shown. */
+	rbk_mask_add_val(&r->mask, &data);
 	int rc = begin(r, err);
 	int64_t seq = 0;
 	if (rc == 0) {
-		char *json = rbk_json_encode(&data);
+		rbk_val rec = recorded(r, kind, &data);
+		char *json = rbk_json_encode(&rec);
+		rbk_val_free(&rec);
 		rc = rbk_store_append(r->ip->store, r->id, r->ip->actor, kind, json, &seq, err);
 		rbk_free(json);
 	}
@@ -191,6 +202,11 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 		rc = rbk_store_run_set(r->ip->store, r->id, str_in(&data, "status"),
 				       !strcmp(kind, "transition") ? str_in(&data, "to") : str_in(&data, "start"), err);
 	if (rc == 0) {
+		/* Recorded masked; for the guards that read it, an output that
+		 * holds a secret is a secret. */
+		rbk_val *res = !strcmp(kind, "step_finished") ? (rbk_val *)rbk_val_map_get(&data, "result") : NULL;
+		if (res)
+			rbk_mask_taint(&r->mask, res);
 		rbk_rs_apply(&r->rs, kind, &data, wall_ms());
 		r->last_seq = seq;
 	} else
@@ -233,7 +249,7 @@ static int finish(run *r, const char *status, const char *reason, rbk_err *err)
 
 static const rbk_scope *scope_of(run *r, rbk_scope *sc)
 {
-	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0};
+	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0, &r->mask};
 	return sc;
 }
 
@@ -386,6 +402,7 @@ static int prepare(run *r, const rbk_call_spec *cs, const rbk_reg_action **act, 
 	} else {
 		*args = rbk_val_map();
 	}
+	rbk_mask_add_val(&r->mask, args); /* before the action can echo them */
 	if (rbk_reg_check_args(*act, args, &er) < 0) {
 		rbk_val_free(args);
 		*why = rbk_mask_apply(&r->mask, er.msg, strlen(er.msg), NULL);
@@ -430,11 +447,11 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 	rbk_runner_result res;
 	bool ok;
 	if (r->dry_run) {
-		char *shown = rbk_json_encode(&args);
-		char *masked = rbk_mask_apply(&r->mask, shown, strlen(shown), NULL);
-		rbk_ui_note(r->ip->ui, r->id, "  would run %s %s", st->act.action, masked);
+		rbk_val pub = rbk_mask_val(&r->mask, &args);
+		char *shown = rbk_json_encode(&pub);
+		rbk_val_free(&pub);
+		rbk_ui_note(r->ip->ui, r->id, "  would run %s %s", st->act.action, shown);
 		rbk_free(shown);
-		rbk_free(masked);
 		/* The action's own description of what it would do, if it has one. */
 		rbk_runner_result plan;
 		rbk_err perr = {0};
@@ -903,6 +920,14 @@ static char *lock_key(const rbk_runbook *rb, run *r, rbk_err *err)
 	if (rbk_render(n, &env, &v, NULL, err) < 0)
 		return NULL;
 	char *s = rbk_val_to_text(&v);
+	if (rbk_val_has_secret(&v)) {
+		/* Runs that compute the same secret still exclude each other, and
+		 * the store and messages see only its digest. */
+		char hex[65];
+		rbk_hash_sha256_hex(s, strlen(s), hex);
+		rbk_free(s);
+		s = rbk_xasprintf("***sha256:%.16s", hex);
+	}
 	rbk_val_free(&v);
 	return s;
 }
@@ -1059,6 +1084,58 @@ static int64_t iso_ms(const char *at)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
+/* A var computed from a secret was recorded as "***": compute it again,
+ * as the run did, from the state of the fold at that event (now() is the
+ * event's time). What cannot be derived again (its expression fails, or
+ * read a step's output, recorded masked) stays "***", and the operator is
+ * told. */
+static void rederive_vars(run *r, rbk_val *data, int64_t at_ms)
+{
+	const rbk_val *names = rbk_val_map_get(data, "secret");
+	rbk_val *vars = (rbk_val *)rbk_val_map_get(data, "vars");
+	if (!names || names->t != RBK_V_LIST || !vars || vars->t != RBK_V_MAP)
+		return;
+	const char *sname = str_in(data, "state");
+	int si = sname ? rbk_model_state(r->rb, sname) : -1;
+	rbk_scope sc;
+	scope_of(r, &sc);
+	sc.now_s = at_ms / 1000;
+	rbk_eval_env env = rbk_scope_env(&sc);
+	for (size_t i = 0; i < names->u.list.n; i++) {
+		const rbk_val *nv = &names->u.list.items[i];
+		if (nv->t != RBK_V_STR)
+			continue;
+		const char *name = nv->u.s.s;
+		rbk_val v = rbk_val_null();
+		rbk_err er = {0};
+		int rc = -1;
+		if (si < 0) {
+			for (size_t k = 0; k < r->rb->nvars; k++)
+				if (!strcmp(r->rb->vars[k].name, name))
+					rc = rbk_render(r->rb->vars[k].lit, &env, &v, NULL, &er);
+		} else {
+			const rbk_state *st = &r->rb->states[si];
+			for (size_t k = 0; k < st->nset; k++) {
+				const rbk_assign *a = &st->set[k];
+				if (strcmp(a->name, name))
+					continue;
+				rc = a->lit ? rbk_render(a->lit, NULL, &v, NULL, &er) : rbk_eval(a->value.expr, &env, &v, &er);
+			}
+		}
+		if (rc == 0 && rbk_val_has_secret(&v)) {
+			rbk_mask_add_val(&r->mask, &v);
+			rbk_val_map_set(vars, name, v);
+			continue;
+		}
+		rbk_val_free(&v);
+		rbk_val lost = rbk_val_str("***");
+		rbk_val_mark_secret(&lost);
+		rbk_val_map_set(vars, name, lost);
+		rbk_ui_note(r->ip->ui, r->id, "vars.%s was computed from a secret and cannot be computed again on resume; it "
+			    "holds ***", name);
+	}
+}
+
 static int fold_event(void *ctx, const rbk_store_event *ev)
 {
 	fold_ctx *f = ctx;
@@ -1073,6 +1150,8 @@ static int fold_event(void *ctx, const rbk_store_event *ev)
 		f->bad = 1;
 		return 1;
 	}
+	if (!strcmp(ev->kind, "vars_set"))
+		rederive_vars(f->r, &data, iso_ms(ev->at));
 	rbk_rs_apply(&f->r->rs, ev->kind, &data, iso_ms(ev->at));
 	rbk_val_free(&data);
 	return 0;
@@ -1084,6 +1163,30 @@ static int sync_external(run *r, rbk_err *err)
 	fold_ctx f = {r, err, 0, r->last_seq};
 	int rc = rbk_store_events(r->ip->store, r->id, fold_event, &f, err);
 	return rc < 0 || f.bad ? -1 : 0;
+}
+
+static int load_run(rbk_interp *ip, int64_t id, run *r, const rbk_param_arg *args, size_t nargs, rbk_err *err);
+
+/* A called run's params that came from a secret were recorded as "***":
+ * render its caller's with: again, in the caller's state as the store has
+ * it, and take the secret ones from there. */
+static void call_params_again(rbk_interp *ip, const rbk_store_run *info, rbk_val *preset)
+{
+	run p;
+	rbk_err er = {0};
+	rbk_val with = rbk_val_null();
+	if (load_run(ip, info->parent_run, &p, NULL, 0, &er) == 0) {
+		int si = rbk_model_state(p.rb, info->parent_state);
+		const rbk_call_spec *cs = si >= 0 ? &p.rb->states[si].act : NULL;
+		rbk_eval_env env = env_of(&p);
+		if (cs && cs->with && rbk_render(cs->with, &env, &with, NULL, &er) < 0)
+			with = rbk_val_null();
+	}
+	for (size_t i = 0; with.t == RBK_V_MAP && i < with.u.map.n; i++)
+		if (rbk_val_has_secret(&with.u.map.vals[i]))
+			rbk_val_map_set(preset, with.u.map.keys[i], rbk_val_copy(&with.u.map.vals[i]));
+	rbk_val_free(&with);
+	run_free(&p);
 }
 
 /* Load run id: its pinned definition, params (secrets read again from their
@@ -1141,6 +1244,8 @@ static int load_run(rbk_interp *ip, int64_t id, run *r, const rbk_param_arg *arg
 				rbk_val_map_set(&preset, stored.u.map.keys[i], rbk_val_copy(&stored.u.map.vals[i]));
 		}
 		rbk_val_free(&stored);
+		if (info.parent_run && info.parent_state)
+			call_params_again(ip, &info, &preset);
 		rc = rbk_params_bind(r->rb, args, nargs, &preset, &r->params, &r->mask, err);
 		rbk_val_free(&preset);
 		if (rc < 0)
@@ -1190,6 +1295,7 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 		char *why = NULL;
 		if (st->act.with && rbk_render(st->act.with, &env, &with, &where, &er) < 0)
 			why = rbk_xasprintf("%s:%d:%d: %s", parent->rb->doc->file, where.line, where.col, er.msg);
+		rbk_mask_add_val(&parent->mask, &with);
 		char *sp = call_path(parent->path);
 		char *file = why ? NULL : rbk_check_find_runbook(sp, st->act.action);
 		rbk_free(sp);
@@ -1224,6 +1330,9 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 		rbk_val_map_set(&d0, "key", rbk_val_str(key));
 		rbk_val_map_set(&d0, "action", rbk_val_str(st->act.action));
 		if (why) {
+			char *masked = rbk_mask_apply(&parent->mask, why, strlen(why), NULL);
+			rbk_free(why);
+			why = masked;
 			rbk_val_free(&d0);
 			rbk_val fin = map2("state", rbk_val_str(st->name), "attempt", rbk_val_int(attempt));
 			rbk_val_map_set(&fin, "status", rbk_val_str("failed"));

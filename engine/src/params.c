@@ -228,8 +228,18 @@ int rbk_params_bind(const rbk_runbook *rb, const rbk_param_arg *args, size_t nar
 			rbk_val_free(&m);
 			return -1;
 		}
-		if (rb->params[i].secret && mask && v.t == RBK_V_STR)
-			rbk_mask_add(mask, v.u.s.s);
+		/* Declared secret, or given a value computed from a secret (a
+		 * call's with:): secret either way. */
+		const rbk_val *given = preset ? rbk_val_map_get(preset, rb->params[i].name) : NULL;
+		if (rb->params[i].secret || (given && rbk_val_has_secret(given)))
+			rbk_val_mark_secret(&v);
+		if (mask && rb->params[i].secret && v.t != RBK_V_NULL && v.t != RBK_V_BOOL) {
+			char *t = rbk_val_to_text(&v);
+			rbk_mask_add(mask, t);
+			rbk_free(t);
+		}
+		if (mask)
+			rbk_mask_add_val(mask, &v);
 		rbk_val_map_set(&m, rb->params[i].name, v);
 	}
 	*out = m;
@@ -241,8 +251,9 @@ rbk_val rbk_params_public(const rbk_runbook *rb, const rbk_val *bound)
 	rbk_val m = rbk_val_map();
 	for (size_t i = 0; i < bound->u.map.n; i++) {
 		const rbk_param *p = rbk_model_param(rb, bound->u.map.keys[i]);
+		const rbk_val *v = &bound->u.map.vals[i];
 		rbk_val_map_set(&m, bound->u.map.keys[i],
-				p && p->secret ? rbk_val_str("***") : rbk_val_copy(&bound->u.map.vals[i]));
+				(p && p->secret) || rbk_val_has_secret(v) ? rbk_val_str("***") : rbk_val_copy(v));
 	}
 	return m;
 }

@@ -1,7 +1,8 @@
 /* replay: re-derive every decision of a recorded run from its recorded
  * results and its pinned definition, with no side effect (architecture.md
  * "Audit"). Guards are evaluated again on the values the run recorded
- * (secrets appear as "***", now() is the time of the event), retries and
+ * (now() is the time of the event; a decision that read a secret, recorded
+ * as "***", is counted apart and not re-derived), retries and
  * their delays, poll continuations, failure edges, `set` values and the
  * rollback order are checked against the definition, and each divergence
  * is reported with the event that holds it. Runs it called are replayed
@@ -17,6 +18,7 @@
 
 typedef struct {
 	int events, decisions, divergences, runs;
+	int secret; /* decisions that read a secret: not re-derived */
 } rbk_replay_stats;
 
 /* Replay run and its children, printing each divergence to out (and a

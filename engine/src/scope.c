@@ -6,7 +6,9 @@
 
 static int walk_name(const rbk_val *v, const char *const *segs, size_t n, size_t from, rbk_val *out, rbk_err *err)
 {
+	bool secret = false; /* a value inside a secret is a secret */
 	for (size_t i = from; i < n; i++) {
+		secret |= v && v->secret;
 		v = v && v->t == RBK_V_MAP ? rbk_val_map_get(v, segs[i]) : NULL;
 		if (!v) {
 			rbk_buf b = {0};
@@ -20,6 +22,7 @@ static int walk_name(const rbk_val *v, const char *const *segs, size_t n, size_t
 		}
 	}
 	*out = rbk_val_copy(v);
+	out->secret |= secret;
 	return 0;
 }
 
@@ -46,9 +49,11 @@ static int lookup(void *ctx, const char *const *segs, size_t n, rbk_val *out, rb
 	return walk_name(NULL, segs, n, 0, out, err);
 }
 
+static void note_secret(void *ctx, const rbk_val *v) { rbk_mask_add_val(((const rbk_scope *)ctx)->mask, v); }
+
 static int64_t fixed_now(void *ctx) { return ((const rbk_scope *)ctx)->now_s; }
 
 rbk_eval_env rbk_scope_env(const rbk_scope *sc)
 {
-	return (rbk_eval_env){lookup, (void *)sc, NULL, sc->now_s ? fixed_now : NULL};
+	return (rbk_eval_env){lookup, (void *)sc, NULL, sc->now_s ? fixed_now : NULL, sc->mask ? note_secret : NULL};
 }

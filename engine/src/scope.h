@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "eval.h"
+#include "mask.h"
 #include "value.h"
 
 typedef struct {
@@ -16,6 +17,7 @@ typedef struct {
 	const char *runbook, *actor;
 	bool dry_run;
 	int64_t now_s; /* for now(): 0 means the wall clock (replay passes the event's time) */
+	rbk_mask *mask; /* where each secret computed is registered; NULL: none */
 } rbk_scope;
 
 /* An evaluation environment reading from sc (which must outlive it). */

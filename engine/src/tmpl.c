@@ -146,6 +146,7 @@ int rbk_tmpl_render(const rbk_tmpl *t, const rbk_eval_env *env, rbk_val *out, rb
 		return eval_part(&t->parts[0], env, out, err);
 	rbk_buf b = {0};
 	rbk_buf_add(&b, "", 0);
+	bool secret = false; /* text joined from a secret is a secret */
 	for (size_t i = 0; i < t->n; i++) {
 		const tmpl_part *p = &t->parts[i];
 		if (p->text) {
@@ -157,6 +158,7 @@ int rbk_tmpl_render(const rbk_tmpl *t, const rbk_eval_env *env, rbk_val *out, rb
 			rbk_buf_free(&b);
 			return -1;
 		}
+		secret |= rbk_val_has_secret(&v);
 		if (v.t == RBK_V_STR) {
 			rbk_buf_add(&b, v.u.s.s, v.u.s.len);
 		} else {
@@ -169,5 +171,6 @@ int rbk_tmpl_render(const rbk_tmpl *t, const rbk_eval_env *env, rbk_val *out, rb
 	size_t n = b.len;
 	*out = rbk_val_str_take(rbk_buf_take(&b));
 	out->u.s.len = n;
+	out->secret = secret;
 	return 0;
 }

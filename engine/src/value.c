@@ -149,7 +149,33 @@ void rbk_val_free(rbk_val *v)
 	*v = rbk_val_null();
 }
 
+static rbk_val copy_shape(const rbk_val *v);
+
 rbk_val rbk_val_copy(const rbk_val *v)
+{
+	rbk_val c = copy_shape(v);
+	c.secret = v->secret;
+	return c;
+}
+
+bool rbk_val_has_secret(const rbk_val *v)
+{
+	if (v->secret)
+		return true;
+	if (v->t == RBK_V_LIST)
+		for (size_t i = 0; i < v->u.list.n; i++)
+			if (rbk_val_has_secret(&v->u.list.items[i]))
+				return true;
+	if (v->t == RBK_V_MAP)
+		for (size_t i = 0; i < v->u.map.n; i++)
+			if (rbk_val_has_secret(&v->u.map.vals[i]))
+				return true;
+	return false;
+}
+
+void rbk_val_mark_secret(rbk_val *v) { v->secret = true; }
+
+static rbk_val copy_shape(const rbk_val *v)
 {
 	rbk_val c;
 	switch (v->t) {

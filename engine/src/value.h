@@ -27,6 +27,10 @@ typedef enum {
 typedef struct rbk_val rbk_val;
 struct rbk_val {
 	rbk_vtype t;
+	/* Computed from a secret: kept whole for the steps that use it, masked
+	 * wherever it is recorded or shown. Copies keep it; every operator,
+	 * function and template that reads a secret value yields a secret. */
+	bool secret;
 	union {
 		bool b;
 		int64_t i;
@@ -69,6 +73,11 @@ rbk_val rbk_val_copy(const rbk_val *v);
 bool rbk_val_equal(const rbk_val *a, const rbk_val *b);
 /* Truthiness for guards: false, null, 0, 0.0, "" and empty collections are false. */
 bool rbk_val_truthy(const rbk_val *v);
+/* True when v or any value inside it is secret. */
+bool rbk_val_has_secret(const rbk_val *v);
+/* Mark v (the whole value) secret. */
+void rbk_val_mark_secret(rbk_val *v);
+
 /* The type's name as the language spells it: null bool int number string list map regex. */
 const char *rbk_val_type_name(rbk_vtype t);
 /* Text form used when a value is joined into a template and by str():

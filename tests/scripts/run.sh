@@ -268,7 +268,7 @@ t $? "the secret appears nowhere in the store (db bytes, events)" "$(grep -rlaF 
 t $? "the secret is not in rbk's stdout/stderr (masked as ***)" "$(why)"
 [[ $(py 'step("use")["stdout"]') == 'token is ***' && $(py 'step("use")["stderr"]') == 'err ***' ]]
 t $? "recorded step output that echoed the secret shows ***" "$(py 'step("use")')"
-[[ $(py 'step("deny")["error"]') == "denied for ***" && $(py 'ev("step_started")[1]["params"]["message"]') == "m ***" &&
+[[ $(py 'step("deny")["error"]') == "denied for ***" && $(py 'ev("step_started")[1]["params"]["message"]') == "***" &&
 	$(py 'json.loads(one("select params_json from runs"))["tok"]') == '***' ]]
 t $? "rendered params, errors and the run's params mask the secret" "$(py 'ev("step_started")')"
 new
