@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rbk_expr *e = NULL;
 	rbk_err err = {0};
 	if (rbk_parse(&e, (const char *)data, size, &err) == 0) {
-		rbk_eval_env env = {NULL, NULL, &root, NULL};
+		rbk_eval_env env = {NULL, NULL, &root, NULL, NULL};
 		rbk_val out;
 		if (rbk_eval(e, &env, &out, &err) == 0)
 			rbk_val_free(&out);

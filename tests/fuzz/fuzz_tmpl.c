@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rbk_tmpl *t = NULL;
 	rbk_err err = {0};
 	if (rbk_tmpl_parse(&t, text, &err) == 0) {
-		rbk_eval_env env = {NULL, NULL, &root, NULL};
+		rbk_eval_env env = {NULL, NULL, &root, NULL, NULL};
 		rbk_val out;
 		if (rbk_tmpl_render(t, &env, &out, &err) == 0)
 			rbk_val_free(&out);

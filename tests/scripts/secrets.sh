@@ -168,6 +168,11 @@ rc=$(log_all approve "$RBK" approve "$child" --comment "fine")
 	|| fail "secrets: child value" "$(cat out/child.txt 2>/dev/null)"
 [ "$(cat out/after.txt 2>/dev/null)" = "pre-$SEC_TOK/$UP" ] && ok "secrets: the resumed caller used its vars' real values" \
 	|| fail "secrets: caller after resume" "$(cat out/after.txt 2>/dev/null)"
+lk=$("$RBK" history --json | python3 -c 'import json,sys
+print([r["lock"] for r in json.load(sys.stdin)["runs"] if r["runbook"]=="secret-paths" and not r["dry_run"]][0])')
+want_lk="***sha256:$(printf %s "lk-$SEC_TOK" | sha256sum | cut -c1-16)"
+[ "$lk" = "$want_lk" ] && ok "secrets: a lock name computed from a secret is stored as its digest" \
+	|| fail "secrets: lock" "got $lk want $want_lk"
 st=$("$RBK" show "$parent" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
 [ "$st" = succeeded ] && ok "secrets: the caller succeeded" || fail "secrets: caller status" "$st"
 

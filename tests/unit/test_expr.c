@@ -64,7 +64,7 @@ static void make_root(void)
 
 static rbk_eval_env env_root(void)
 {
-	rbk_eval_env env = {NULL, NULL, &root, fixed_now};
+	rbk_eval_env env = {NULL, NULL, &root, fixed_now, NULL};
 	return env;
 }
 
@@ -144,6 +144,71 @@ static char *tmpl_run(const char *text)
 		T_STREQ(got_, want);                                                           \
 		rbk_free(got_);                                                                \
 	} while (0)
+
+/* ---- secrets follow the value ---- */
+
+static int heard; /* secret values the evaluation reported */
+static void hear(void *ctx, const rbk_val *v)
+{
+	(void)ctx;
+	(void)v;
+	heard++;
+}
+
+/* src evaluated with params.tok, params.pin and vars.cfg secret: is the
+ * result secret? */
+static int secret_of(const char *src)
+{
+	rbk_val r = rbk_val_copy(&root);
+	rbk_val *params = (rbk_val *)rbk_val_map_get(&r, "params");
+	rbk_val tok = rbk_val_str("Zq0123456789Kp"), pin = rbk_val_int(48213);
+	rbk_val_mark_secret(&tok);
+	rbk_val_mark_secret(&pin);
+	rbk_val_map_set(params, "tok", tok);
+	rbk_val_map_set(params, "pin", pin);
+	rbk_val cfg = parse_json("{\"limits\": {\"max\": 3}}");
+	rbk_val_mark_secret(&cfg);
+	rbk_val_map_set((rbk_val *)rbk_val_map_get(&r, "vars"), "cfg", cfg);
+	rbk_eval_env env = {NULL, NULL, &r, fixed_now, hear};
+	rbk_expr *e;
+	rbk_err err = {0};
+	rbk_val v = rbk_val_null();
+	int got = -1;
+	if (rbk_parse(&e, src, strlen(src), &err) == 0) {
+		if (rbk_eval(e, &env, &v, &err) == 0)
+			got = rbk_val_has_secret(&v);
+		rbk_expr_free(e);
+	}
+	rbk_val_free(&v);
+	rbk_val_free(&r);
+	return got;
+}
+
+static void test_secret_follows_every_operator_and_function(void)
+{
+	static const char *const derived[] = {
+	    "params.tok", "upper(params.tok)", "lower(params.tok)", "trim(params.tok)", "len(params.tok)",
+	    "str(params.pin)", "int(str(params.pin))", "num(params.pin)", "params.pin + 1", "params.pin - 1",
+	    "params.pin * 2", "params.pin / 2", "params.pin % 7", "-params.pin", "params.tok + 'x'", "'x' + params.tok",
+	    "params.tok == 'x'", "params.tok != 'x'", "params.tok < 'x'", "params.tok =~ /Zq/", "params.tok !~ /Zq/",
+	    "!(params.tok == 'x')", "params.tok == 'x' || true", "true && params.tok == 'x'",
+	    "contains(params.tok, 'Zq')", "starts_with(params.tok, 'Zq')", "ends_with(params.tok, 'Kp')",
+	    "capture(params.tok, /Zq([0-9]+)/, 1)", "json('{\"k\":\"' + params.tok + '\"}', '$.k')",
+	    "default(vars.x, params.tok)", "default(params.tok, 'y')", "vars.cfg.limits.max", "vars.cfg.limits",
+	    "contains(params.n, params.pin)", NULL};
+	for (size_t i = 0; derived[i]; i++) {
+		int s = secret_of(derived[i]);
+		if (s != 1)
+			T_STREQ(derived[i], s < 0 ? "(fails)" : "(not secret)");
+	}
+	static const char *const clean[] = {"params.name", "upper(params.name)", "len(params.n) + 1", "vars.ratio * 2",
+					    "true || params.tok == 'x'", NULL};
+	for (size_t i = 0; clean[i]; i++)
+		if (secret_of(clean[i]) != 0)
+			T_STREQ(clean[i], "(secret)");
+	heard = 0;
+	T_CHECK(secret_of("upper(params.tok) + lower(params.tok)") == 1 && heard == 3); /* upper, lower, + */
+}
 
 /* ---- literals ---- */
 
@@ -480,7 +545,7 @@ static void test_names_unknown(void)
 
 static void test_names_no_root(void)
 {
-	rbk_eval_env env = {NULL, NULL, NULL, NULL};
+	rbk_eval_env env = {NULL, NULL, NULL, NULL, NULL};
 	rbk_err err;
 	char *got = run_env("params.x", &env, &err);
 	T_STREQ(got, "error@0: unknown name 'params.x'");
@@ -533,7 +598,7 @@ static int custom_lookup(void *ctx, const char *const *segs, size_t n, rbk_val *
 static void test_names_custom_lookup(void)
 {
 	int calls = 0;
-	rbk_eval_env env = {custom_lookup, &calls, NULL, NULL};
+	rbk_eval_env env = {custom_lookup, &calls, NULL, NULL, NULL};
 	rbk_err err;
 	char *got = run_env("a.b + 2", &env, &err);
 	T_STREQ(got, "int:42");
@@ -723,7 +788,7 @@ static void test_fn_now(void)
 {
 	EXPECT("now()", "int:1000000");
 	EXPECT("now() - 1000000", "int:0");
-	rbk_eval_env env = {NULL, NULL, &root, NULL}; /* wall clock */
+	rbk_eval_env env = {NULL, NULL, &root, NULL, NULL}; /* wall clock */
 	rbk_expr *e;
 	rbk_val v;
 	T_CHECK(rbk_parse(&e, "now()", 5, NULL) == 0);
@@ -1332,6 +1397,7 @@ int main(void)
 	T_RUN(test_value_copy_equal);
 	T_RUN(test_value_text_and_truthy);
 	T_RUN(test_expr_walk_and_positions);
+	T_RUN(test_secret_follows_every_operator_and_function);
 	rbk_val_free(&root);
 	return T_DONE();
 }
