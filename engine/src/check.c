@@ -45,7 +45,7 @@ static bool is_var(const rbk_runbook *rb, const char *name)
 
 static const char *const RUN_FIELDS[] = {"id", "name", "actor", "dry_run", NULL};
 static const char *const STEP_FIELDS[] = {"status", "exit_code", "stdout", "stderr", "out",
-					  "attempts", "error", "duration_ms", NULL};
+					  "attempts", "error", "duration_ms", "cut", NULL};
 
 static bool listed(const char *w, const char *const *l)
 {
@@ -110,7 +110,7 @@ static const char *bad_name(checker *c, const rbk_expr *e, char *why, size_t why
 			return why;
 		}
 		if (!listed(e->segs[2], STEP_FIELDS))
-			return "a step has status, exit_code, stdout, stderr, out.NAME, attempts, error and duration_ms";
+			return "a step has status, exit_code, stdout, stderr, out.NAME, attempts, error, duration_ms and cut";
 		if (!strcmp(e->segs[2], "out")) {
 			if (e->nsegs != 4)
 				return "an output is named steps.STATE.out.NAME";
@@ -208,6 +208,9 @@ static void check_action(checker *c, const rbk_call_spec *cs)
 		if (loaded)
 			error_at(c, cs->pos, "unknown action '%s'%s%s%s (see 'rbk plugins')", cs->action,
 				 hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+		else if (hint && !strcmp(hint, plugin)) /* its file is there, but did not give it */
+			error_at(c, cs->pos, "no plugin '%s' is loaded: its file was refused (see above) or names another plugin",
+				 plugin);
 		else if (hint)
 			error_at(c, cs->pos, "no plugin '%s' is loaded (did you mean '%s'?)", plugin, hint);
 		return;

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "exitcode.h"
 #include "mem.h"
+#include "principal.h"
 #include "registry.h"
 #include "store.h"
 
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
 #include <unistd.h>
 
 const char *rbk_cli_search_path(void)
@@ -84,20 +84,7 @@ char *rbk_cli_home(const char *opt)
 	return rbk_xasprintf("%s/.local/state/rbk", e && *e ? e : ".");
 }
 
-char *rbk_cli_actor(const char *opt)
-{
-	if (opt && *opt)
-		return rbk_xstrdup(opt);
-	const char *user = getenv("USER");
-	if (!user || !*user) {
-		struct passwd *pw = getpwuid(getuid());
-		user = pw ? pw->pw_name : "unknown";
-	}
-	char host[256] = "localhost";
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = '\0';
-	return rbk_xasprintf("%s@%s", user, host);
-}
+char *rbk_cli_actor(void) { return rbk_principal(); }
 
 int rbk_cli_open_store(const char *opt, rbk_store **out, char **home)
 {
@@ -166,4 +153,14 @@ int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nusage: rbk %s %s\n", cmd->name, cmd->usage);
 	return RBK_EXIT_BADINPUT;
+}
+
+int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg)
+{
+	if (c != ':' && (!strcmp(arg, "--actor") || !strncmp(arg, "--actor=", 8)))
+		return rbk_cli_usage_error(cmd, "--actor was removed: events record the operating-system user "
+						"running rbk (see docs/security.md)");
+	if (c == ':')
+		return rbk_cli_usage_error(cmd, "option %s needs a value", arg);
+	return rbk_cli_usage_error(cmd, "unknown option '%s'", arg);
 }

@@ -63,8 +63,9 @@ struct rbk_registry *rbk_cli_registry(void);
 /* The state directory: opt (--home), else $RBK_HOME, else
  * $XDG_STATE_HOME/rbk, else ~/.local/state/rbk. Caller frees. */
 char *rbk_cli_home(const char *opt);
-/* Who is acting: opt (--actor), else user@host. Caller frees. */
-char *rbk_cli_actor(const char *opt);
+/* Who is acting: the operating-system user running rbk, as user@host
+ * (principal.h); never a name given on the command line. Caller frees. */
+char *rbk_cli_actor(void);
 
 /* Open the store under opt/$RBK_HOME...; prints the error and returns -1.
  * *home receives the directory (caller frees). */
@@ -81,5 +82,9 @@ int rbk_cli_open_run(const char *home_opt, long long id, struct rbk_store **s, c
 
 /* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
 int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage error for an option getopt_long refused: c is ':' for a
+ * missing value (the option string starts with ':'), else the option is
+ * unknown; arg is the option as written (argv[optind - 1]). Returns 2. */
+int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg);
 
 #endif

@@ -25,7 +25,7 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, const char **o
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
 		if (c == 'o')
 			*out = optarg;
 		else if (c == 'H')
@@ -33,7 +33,7 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, const char **o
 		else if (c == 't' && html)
 			*html = true;
 		else {
-			*rc = rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			*rc = rbk_cli_option_error(cmd, c, argv[optind - 1]);
 			return 0;
 		}
 	}

@@ -55,9 +55,9 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (active && c != 'j' && c != 'H')
-			return rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return rbk_cli_option_error(cmd, c == ':' ? ':' : '?', argv[optind - 1]);
 		switch (c) {
 		case 'r': f.runbook = optarg; break;
 		case 's': f.status = optarg; break;
@@ -74,7 +74,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
 		case 'c': f.scheduled_only = 1; break;
-		default: return rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		default: return rbk_cli_option_error(cmd, c, argv[optind - 1]);
 		}
 	}
 	if (optind != argc)

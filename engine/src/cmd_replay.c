@@ -16,13 +16,13 @@ static int run(int argc, char **argv)
 	const char *home_opt = NULL;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":v", opts, NULL)) != -1) {
 		if (c == 'v')
 			verbose = 1;
 		else if (c == 'H')
 			home_opt = optarg;
 		else
-			return rbk_cli_usage_error(&rbk_cmd_replay, "unknown option '%s'", argv[optind - 1]);
+			return rbk_cli_option_error(&rbk_cmd_replay, c, argv[optind - 1]);
 	}
 	int rc = RBK_EXIT_OK;
 	long long id = rbk_cli_run_number(&rbk_cmd_replay, argc, argv, optind, &rc);

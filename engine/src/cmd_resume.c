@@ -16,14 +16,14 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {{"retry-step", no_argument, 0, 'r'}, {"mark-step", required_argument, 0, 'm'},
 					     {"comment", required_argument, 0, 'c'},  {"rollback", no_argument, 0, 'b'},
-					     {"actor", required_argument, 0, 'a'},    {"home", required_argument, 0, 'H'},
+					     {"home", required_argument, 0, 'H'},
 					     {"param", required_argument, 0, 'p'},    {"json", no_argument, 0, 'j'},
 					     {0, 0, 0, 0}};
 	rbk_resume_mode mode = cmd == &rbk_cmd_approve	 ? RBK_RESUME_APPROVE
 			       : cmd == &rbk_cmd_reject	 ? RBK_RESUME_REJECT
 			       : cmd == &rbk_cmd_abort	 ? RBK_RESUME_ABORT
 							 : RBK_RESUME_PLAIN;
-	const char *actor_opt = NULL, *home_opt = NULL, *comment = NULL;
+	const char *home_opt = NULL, *comment = NULL;
 	bool json = false;
 	rbk_param_arg *args = rbk_xcalloc((size_t)argc, sizeof *args);
 	char (*names)[128] = rbk_xcalloc((size_t)argc, sizeof *names);
@@ -31,7 +31,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 	int c, rc = RBK_EXIT_OK;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1 && rc == RBK_EXIT_OK) {
+	while ((c = getopt_long(argc, argv, ":p:", opts, NULL)) != -1 && rc == RBK_EXIT_OK) {
 		rbk_err e = {0};
 		bool resume = cmd == &rbk_cmd_resume, decide = cmd == &rbk_cmd_approve || cmd == &rbk_cmd_reject;
 		switch (c) {
@@ -60,7 +60,6 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 				goto bad;
 			mode = RBK_RESUME_ABORT_ROLLBACK;
 			break;
-		case 'a': actor_opt = optarg; break;
 		case 'H': home_opt = optarg; break;
 		case 'j': json = true; break;
 		case 'p':
@@ -71,7 +70,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 			break;
 		default:
 		bad:
-			rc = rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			rc = rbk_cli_option_error(cmd, c, argv[optind - 1]);
 		}
 	}
 	long long id = rc == RBK_EXIT_OK ? rbk_cli_run_number(cmd, argc, argv, optind, &rc) : 0;
@@ -80,12 +79,13 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 		rbk_free(names);
 		return rc;
 	}
-	char *home = rbk_cli_home(home_opt), *actor = rbk_cli_actor(actor_opt);
+	char *home = rbk_cli_home(home_opt), *actor = rbk_cli_actor();
 	rbk_err e = {0};
 	rbk_store *store = NULL;
-	if (rbk_store_open(&store, home, &e) < 0) {
+	if (rbk_store_open(&store, home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
-		rc = RBK_EXIT_FAILED;
+		rc = e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
+		rbk_store_close(store);
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
@@ -119,9 +119,9 @@ static int abort_run(int argc, char **argv) { return act(&rbk_cmd_abort, argc, a
 
 const rbk_cmd rbk_cmd_resume = {"resume", "RUN [--retry-step | --mark-step success|failure] [-p name=value]...",
 				"continue an interrupted or waiting run", resume};
-const rbk_cmd rbk_cmd_approve = {"approve", "RUN [--comment TEXT] [--actor NAME]", "approve the step a run waits on",
+const rbk_cmd rbk_cmd_approve = {"approve", "RUN [--comment TEXT]", "approve the step a run waits on",
 				 approve};
-const rbk_cmd rbk_cmd_reject = {"reject", "RUN [--comment TEXT] [--actor NAME]",
+const rbk_cmd rbk_cmd_reject = {"reject", "RUN [--comment TEXT]",
 				"reject the step a run waits on (its failure edge follows)", reject};
 const rbk_cmd rbk_cmd_abort = {"abort", "RUN [--rollback]", "stop a run for good, optionally rolling it back",
 			       abort_run};

@@ -1,4 +1,4 @@
-/* rbk run NAME|FILE [-p k=v]... [--dry-run] [--actor NAME] [--wait-lock] [--json] [--home DIR] */
+/* rbk run NAME|FILE [-p k=v]... [--dry-run] [--wait-lock] [--json] [--home DIR] */
 #include "cli.h"
 #include "exitcode.h"
 #include "interp.h"
@@ -13,14 +13,14 @@
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"param", required_argument, 0, 'p'}, {"dry-run", no_argument, 0, 'n'},
-					     {"actor", required_argument, 0, 'a'},  {"wait-lock", no_argument, 0, 'w'},
+					     {"wait-lock", no_argument, 0, 'w'},
 					     {"json", no_argument, 0, 'j'},	    {"home", required_argument, 0, 'H'},
 					     {"schedule-fire", required_argument, 0, 'F'},
 					     {"schedule-nominal", required_argument, 0, 'N'},
 					     {0, 0, 0, 0}};
 	int64_t fire = 0;
 	const char *nominal = NULL;
-	const char *actor_opt = NULL, *home_opt = NULL;
+	const char *home_opt = NULL;
 	bool dry = false, wait_lock = false, json = false;
 	rbk_param_arg *args = rbk_xcalloc((size_t)argc, sizeof *args);
 	char (*names)[128] = rbk_xcalloc((size_t)argc, sizeof *names);
@@ -28,7 +28,7 @@ static int run(int argc, char **argv)
 	int c, rc = RBK_EXIT_OK;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1 && rc == RBK_EXIT_OK) {
+	while ((c = getopt_long(argc, argv, ":p:", opts, NULL)) != -1 && rc == RBK_EXIT_OK) {
 		rbk_err e = {0};
 		switch (c) {
 		case 'p':
@@ -38,13 +38,12 @@ static int run(int argc, char **argv)
 				nargs++;
 			break;
 		case 'n': dry = true; break;
-		case 'a': actor_opt = optarg; break;
 		case 'w': wait_lock = true; break;
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
 		case 'F': fire = strtoll(optarg, NULL, 10); break; /* set by rbk scheduler */
 		case 'N': nominal = optarg; break;
-		default: rc = rbk_cli_usage_error(&rbk_cmd_run, "unknown option '%s'", argv[optind - 1]);
+		default: rc = rbk_cli_option_error(&rbk_cmd_run, c, argv[optind - 1]);
 		}
 	}
 	if (rc == RBK_EXIT_OK && optind != argc - 1)
@@ -64,12 +63,13 @@ static int run(int argc, char **argv)
 		return RBK_EXIT_BADINPUT;
 	}
 	rbk_diag_free(&d);
-	char *home = rbk_cli_home(home_opt), *actor = rbk_cli_actor(actor_opt);
+	char *home = rbk_cli_home(home_opt), *actor = rbk_cli_actor();
 	rbk_err e = {0};
 	rbk_store *store = NULL;
-	if (rbk_store_open(&store, home, &e) < 0) {
+	if (rbk_store_open(&store, home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
-		rc = RBK_EXIT_FAILED;
+		rc = e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
+		rbk_store_close(store);
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
@@ -98,5 +98,5 @@ static int run(int argc, char **argv)
 	return rc;
 }
 
-const rbk_cmd rbk_cmd_run = {"run", "NAME|FILE [-p name=value]... [--dry-run] [--actor NAME] [--wait-lock] [--json] [--home DIR]",
+const rbk_cmd rbk_cmd_run = {"run", "NAME|FILE [-p name=value]... [--dry-run] [--wait-lock] [--json] [--home DIR]",
 			     "run a runbook, durably", run};

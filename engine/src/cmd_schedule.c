@@ -56,13 +56,13 @@ static int list(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else if (c == 'H')
 			home_opt = optarg;
 		else
-			return rbk_cli_usage_error(&rbk_cmd_schedule, "unknown option '%s'", argv[optind - 1]);
+			return rbk_cli_option_error(&rbk_cmd_schedule, c, argv[optind - 1]);
 	}
 	rbk_sched s;
 	rbk_diag d = {0};
@@ -146,7 +146,7 @@ static int next(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (c == 'f')
 			from_opt = optarg;
 		else if (c == 'c') {
@@ -157,7 +157,7 @@ static int next(int argc, char **argv)
 		} else if (c == 'j')
 			json = true;
 		else
-			return rbk_cli_usage_error(&rbk_cmd_schedule, "unknown option '%s'", argv[optind - 1]);
+			return rbk_cli_option_error(&rbk_cmd_schedule, c, argv[optind - 1]);
 	}
 	if (optind != argc - 1)
 		return rbk_cli_usage_error(&rbk_cmd_schedule, "give one runbook");

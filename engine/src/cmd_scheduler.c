@@ -104,7 +104,7 @@ static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const ch
 	size_t a = 0;
 	char fire_s[32];
 	snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
-	const char *fixed[] = {"rbk", "run", e->path, "--actor", "scheduler", "--home", d->home, "--schedule-fire", fire_s,
+	const char *fixed[] = {"rbk", "run", e->path, "--home", d->home, "--schedule-fire", fire_s,
 			       "--schedule-nominal", nominal};
 	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
 		argv[a++] = rbk_xstrdup(fixed[i]);
@@ -201,7 +201,7 @@ static int sweep_one(void *ctx, const rbk_store_run *r)
 		return 0;
 	char id[32];
 	snprintf(id, sizeof id, "%lld", (long long)r->id);
-	char *const argv[] = {"rbk", "resume", id, "--actor", "scheduler", "--home", (char *)d->home, NULL};
+	char *const argv[] = {"rbk", "resume", id, "--home", (char *)d->home, NULL};
 	if (spawn(d, argv, 0, r->id, r->runbook) < 0)
 		return 0;
 	say("run %lld (%s): its approval timed out; resuming it to take its failure edge", (long long)r->id, r->runbook);
@@ -294,7 +294,7 @@ static int report_run(void *ctx, const rbk_store_run *r)
 {
 	const char *home = ctx;
 	int64_t pid = 0;
-	if (strcmp(r->actor, "scheduler") != 0 || rbk_owner_probe(home, r->id, &pid, NULL) == 1)
+	if (rbk_owner_probe(home, r->id, &pid, NULL) == 1)
 		return 0;
 	if (!strcmp(r->status, "waiting"))
 		return 0;
@@ -314,14 +314,14 @@ static int run(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': once = true; break;
 		case 'm': metrics = optarg; break;
 		case 'H': home_opt = optarg; break;
 		case 'n': now_opt = optarg; break;
 		case 't': ticks = strtol(optarg, NULL, 10); break;
-		default: return rbk_cli_usage_error(&rbk_cmd_scheduler, "unknown option '%s'", argv[optind - 1]);
+		default: return rbk_cli_option_error(&rbk_cmd_scheduler, c, argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
@@ -363,7 +363,7 @@ static int run(int argc, char **argv)
 	int settled = 0;
 	if (rbk_sched_settle_stale(d.store, start, &settled, &e) == 0 && settled)
 		say("%d fire(s) claimed by a scheduler that stopped before starting them are recorded as failed", settled);
-	rbk_store_run_filter f = {.active_only = 1};
+	rbk_store_run_filter f = {.active_only = 1, .scheduled_only = 1};
 	rbk_store_runs(d.store, &f, report_run, home, &e);
 
 	rbk_sched s;

@@ -21,7 +21,7 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, co
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (c == 'j')
 			*json = true;
 		else if (c == 's' && cmd == &rbk_cmd_show)
@@ -29,7 +29,7 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, co
 		else if (c == 'H')
 			*home = optarg;
 		else {
-			*rc = rbk_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			*rc = rbk_cli_option_error(cmd, c, argv[optind - 1]);
 			return 0;
 		}
 	}

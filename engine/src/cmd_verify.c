@@ -23,7 +23,7 @@ static int verify(int argc, char **argv)
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else if (c == 'H')
@@ -33,7 +33,7 @@ static int verify(int argc, char **argv)
 		else if (c == 'b')
 			bundle = optarg;
 		else
-			return rbk_cli_usage_error(&rbk_cmd_verify, "unknown option '%s'", argv[optind - 1]);
+			return rbk_cli_option_error(&rbk_cmd_verify, c, argv[optind - 1]);
 	}
 	if (optind != argc)
 		return rbk_cli_usage_error(&rbk_cmd_verify, "unexpected argument '%s'", argv[optind]);
@@ -88,6 +88,10 @@ static int verify(int argc, char **argv)
 							 (long long)seal_seq);
 		}
 	}
+	/* Remembered in the store: a broken chain takes no more runs (a seal
+	 * that could not be read is not a broken chain). */
+	if (rc == 0 && (bad || sealed >= 0))
+		rbk_store_note_broken(s, bad ? why : sealed == 0 ? seal_why : NULL);
 	int code = RBK_EXIT_OK;
 	if (rc < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
@@ -130,20 +134,18 @@ static int audit(int argc, char **argv)
 	if (argc < 2 || strcmp(argv[1], "seal") != 0)
 		return rbk_cli_usage_error(&rbk_cmd_audit, "use 'rbk audit seal --git DIR'");
 	static const struct option opts[] = {{"git", required_argument, 0, 'g'}, {"home", required_argument, 0, 'H'},
-					     {"actor", required_argument, 0, 'a'}, {0, 0, 0, 0}};
-	const char *dir = NULL, *home_opt = NULL, *actor_opt = NULL;
+					     {0, 0, 0, 0}};
+	const char *dir = NULL, *home_opt = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
 		if (c == 'g')
 			dir = optarg;
 		else if (c == 'H')
 			home_opt = optarg;
-		else if (c == 'a')
-			actor_opt = optarg;
 		else
-			return rbk_cli_usage_error(&rbk_cmd_audit, "unknown option '%s'", argv[optind]);
+			return rbk_cli_option_error(&rbk_cmd_audit, c, argv[optind]);
 	}
 	if (!dir)
 		return rbk_cli_usage_error(&rbk_cmd_audit, "--git DIR is required");
@@ -157,7 +159,7 @@ static int audit(int argc, char **argv)
 	int64_t count = 0, bad = 0, seq = 0;
 	char *why = NULL, *commit = NULL, head[65];
 	int code = RBK_EXIT_OK;
-	char *actor = rbk_cli_actor(actor_opt);
+	char *actor = rbk_cli_actor();
 	/* Only an intact chain is worth sealing. */
 	if (rbk_store_verify(s, &count, &bad, &why, &e) < 0 || rbk_store_head(s, &seq, head, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);

@@ -668,7 +668,8 @@ static int fn_age(fn_ctx *c, rbk_val *out, rbk_err *err)
 		snprintf(why, sizeof why, "%s", strerror(errno));
 		if (why[0] >= 'A' && why[0] <= 'Z') /* our messages are lowercase */
 			why[0] = (char)(why[0] - 'A' + 'a');
-		return fail(err, arg_pos(c, 0), "age(): cannot stat '%s': %s", c->argv[0].secret ? "***" : c->argv[0].u.s.s,
+		return fail(err, arg_pos(c, 0), "age(): cannot stat '%s': %s",
+			    c->argv[0].secret ? "***" : rbk_err_quote(c->argv[0].u.s.s).s,
 			    why);
 	}
 	*out = rbk_val_int(now_seconds(c->env) - (int64_t)st.st_mtime);

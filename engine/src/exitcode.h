@@ -8,7 +8,8 @@ enum {
 	RBK_EXIT_BADINPUT = 2,    /* usage, invalid runbook, bad param */
 	RBK_EXIT_ROLLED_BACK = 3, /* the run rolled back */
 	RBK_EXIT_WAITING = 4,     /* waiting, or needs attention */
-	RBK_EXIT_INTERRUPTED = 5  /* interrupted, resumable */
+	RBK_EXIT_INTERRUPTED = 5, /* interrupted, resumable */
+	RBK_EXIT_STORE = 6        /* the store cannot be written, or its chain is broken: nothing was done */
 };
 
 #endif

@@ -10,6 +10,8 @@
 #include "crashpoint.h"
 #include "decide.h"
 #include "owner.h"
+#include "principal.h"
+#include "procs.h"
 #include "provenance.h"
 #include "render.h"
 #include "runner.h"
@@ -23,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The longest a batch of pure events stays uncommitted (drive). */
+#define RBK_BATCH_MS 50
 
 static volatile int stop_signals; /* 1: stop at the next safe point; 2: interrupt the action */
 
@@ -41,6 +46,12 @@ void rbk_interp_install_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* A closed output (`rbk run X | head`) or terminal never stops a run,
+	 * least of all mid-step: output is dropped (ui.c) and the run carries
+	 * on to its end, recorded in the store (docs/cli.md, "Signals"). */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	rbk_runner_set_cancel(&stop_signals);
 }
 
@@ -141,6 +152,8 @@ static rbk_val recorded(const run *r, const char *kind, const rbk_val *data)
 	return rec;
 }
 
+static int64_t tx_began_ms; /* when the open batch began (wall_ms) */
+
 static int begin(run *r, rbk_err *err)
 {
 	if (r->ip->tx_open)
@@ -148,19 +161,56 @@ static int begin(run *r, rbk_err *err)
 	if (rbk_store_begin(r->ip->store, err) < 0)
 		return -1;
 	r->ip->tx_open = true;
+	tx_began_ms = wall_ms();
 	return 0;
+}
+
+/* A step's end is shown once its result is durable (at the next barrier),
+ * never before: a result the store could not commit is not shown as ok. */
+static struct {
+	rbk_ui *ui;
+	int64_t run, ms;
+	char *state, *error;
+	bool ok, set;
+} step_end_shown;
+
+static void show_step_end(bool recorded)
+{
+	if (!step_end_shown.set)
+		return;
+	step_end_shown.set = false;
+	rbk_ui_step_end(step_end_shown.ui, step_end_shown.run, step_end_shown.state, step_end_shown.ok && recorded,
+			step_end_shown.ms,
+			recorded ? step_end_shown.error : "its result could not be recorded (see the error below)");
+	rbk_free(step_end_shown.state);
+	rbk_free(step_end_shown.error);
+}
+
+static void step_end_after_barrier(rbk_ui *ui, int64_t run, const char *state, bool ok, int64_t ms, const char *error)
+{
+	show_step_end(true); /* none is pending at a step's end; never lost */
+	step_end_shown.ui = ui;
+	step_end_shown.run = run;
+	step_end_shown.state = rbk_xstrdup(state);
+	step_end_shown.error = error ? rbk_xstrdup(error) : NULL;
+	step_end_shown.ok = ok;
+	step_end_shown.ms = ms;
+	step_end_shown.set = true;
 }
 
 /* Make everything recorded so far durable. */
 static int barrier(run *r, rbk_err *err)
 {
-	if (!r->ip->tx_open)
+	if (!r->ip->tx_open) {
+		show_step_end(true);
 		return 0;
+	}
 	r->ip->tx_open = false;
 	rbk_crash_point("result.before_commit");
 	int rc = rbk_store_commit(r->ip->store, err);
 	if (rc == 0)
 		rbk_crash_point("result.after_commit");
+	show_step_end(rc == 0);
 	return rc;
 }
 
@@ -209,8 +259,10 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 			rbk_mask_taint(&r->mask, res);
 		rbk_rs_apply(&r->rs, kind, &data, wall_ms());
 		r->last_seq = seq;
-	} else
+	} else {
 		r->ip->tx_open = false; /* the store rolled the batch back */
+		show_step_end(false);
+	}
 	rbk_val_free(&data);
 	return rc;
 }
@@ -235,10 +287,11 @@ static int set_status(run *r, const char *status, const char *reason, rbk_err *e
 static int finish(run *r, const char *status, const char *reason, rbk_err *err)
 {
 	if (emit(r, "run_finished",
-		 map2("status", rbk_val_str(status), "reason", reason ? rbk_val_str(reason) : rbk_val_null()), err) < 0)
+		 map2("status", rbk_val_str(status), "reason", reason ? rbk_val_str(reason) : rbk_val_null()), err) < 0 ||
+	    barrier(r, err) < 0)
 		return -1;
 	rbk_ui_run_end(r->ip->ui, r->id, status, reason);
-	return barrier(r, err);
+	return 0;
 }
 
 /* ---- expressions ---- */
@@ -283,6 +336,16 @@ static int choose(run *r, const rbk_state *st, const char **to, int *branch, cha
 
 static int go(run *r, const rbk_state *st, const char *to, const char *via, int branch, rbk_err *err)
 {
+	if (r->rs.transitions >= r->rb->max_transitions) {
+		/* A runaway cycle ends here, whatever edge it would follow next
+		 * (a failure edge is a transition too). The count is the fold's:
+		 * a resumed run goes on spending the same budget. */
+		char *why = rbk_xasprintf("transition budget of %lld spent (max_transitions); last state %s, next %s",
+					  (long long)r->rb->max_transitions, st->name, to);
+		int rc = finish(r, "failed", why, err);
+		rbk_free(why);
+		return rc;
+	}
 	rbk_val d = rbk_val_map();
 	rbk_val_map_set(&d, "from", rbk_val_str(st->name));
 	rbk_val_map_set(&d, "to", rbk_val_str(to));
@@ -501,12 +564,15 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		return set_status(r, "interrupted", "interrupted during an action", err) < 0 ? -1 : barrier(r, err);
 	}
 	char *error = res.error ? rbk_mask_apply(&r->mask, res.error, strlen(res.error), NULL) : NULL;
-	rbk_ui_step_end(r->ip->ui, r->id, st->name, ok, res.duration_ms, error);
+	step_end_after_barrier(r->ip->ui, r->id, st->name, ok, res.duration_ms, error);
 	rbk_val fin = rbk_val_map();
 	rbk_val_map_set(&fin, "state", rbk_val_str(st->name));
 	rbk_val_map_set(&fin, "attempt", rbk_val_int(attempt));
 	rbk_val_map_set(&fin, "status", rbk_val_str(ok ? "ok" : "failed"));
-	rbk_val_map_set(&fin, "result", step_result(r, ok, &res.outputs, error, res.duration_ms));
+	rbk_val sres = step_result(r, ok, &res.outputs, error, res.duration_ms);
+	if (res.cut.t == RBK_V_LIST && res.cut.u.list.n) /* the outputs the host cut (RBK_MAX_OUTPUT) */
+		rbk_val_map_set(&sres, "cut", rbk_val_copy(&res.cut));
+	rbk_val_map_set(&fin, "result", sres);
 	if (res.log && *res.log)
 		rbk_val_map_set(&fin, "log", rbk_val_str(res.log));
 	rbk_free(error);
@@ -682,7 +748,7 @@ static int run_undo(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		error = res.error ? rbk_mask_apply(&r->mask, res.error, strlen(res.error), NULL) : NULL;
 		rbk_runner_result_free(&res);
 	}
-	rbk_ui_step_end(r->ip->ui, r->id, st->name, ok, ms, error);
+	step_end_after_barrier(r->ip->ui, r->id, st->name, ok, ms, error);
 	rbk_val d = map2("state", rbk_val_str(st->name), "status", rbk_val_str(ok ? "ok" : "failed"));
 	rbk_val_map_set(&d, "attempt", rbk_val_int(attempt));
 	rbk_val_map_set(&d, "error", error ? rbk_val_str(error) : rbk_val_null());
@@ -835,6 +901,12 @@ static int drive(run *r, rbk_err *err)
 		}
 		if (step(r, err) < 0)
 			return -1;
+		/* Pure states (decisions, and whatever else needs no barrier of its
+		 * own) are committed in batches of at most RBK_BATCH_MS: a long
+		 * cycle of them is durable as it goes, and a stop request never
+		 * waits for a large batch to be written. */
+		if (r->ip->tx_open && wall_ms() - tx_began_ms >= RBK_BATCH_MS && barrier(r, err) < 0)
+			return -1;
 	}
 	return barrier(r, err);
 }
@@ -881,6 +953,7 @@ static void drop_uncommitted(rbk_interp *ip)
 		rbk_store_rollback(ip->store);
 		ip->tx_open = false;
 	}
+	show_step_end(false);
 }
 
 static void run_free(run *r)
@@ -906,6 +979,9 @@ static int take_owner(run *r, rbk_err *err)
 		return -1;
 	}
 	if (rc < 0)
+		return -1;
+	/* Nothing a previous owner's attempt started still runs (procs.h). */
+	if (rbk_procs_takeover(r->ip->home, r->id, r->ip->ui, err) < 0)
 		return -1;
 	return rbk_store_run_owner(r->ip->store, r->id, getpid(), err);
 }
@@ -1161,7 +1237,7 @@ static int fold_event(void *ctx, const rbk_store_event *ev)
 static int sync_external(run *r, rbk_err *err)
 {
 	fold_ctx f = {r, err, 0, r->last_seq};
-	int rc = rbk_store_events(r->ip->store, r->id, fold_event, &f, err);
+	int rc = rbk_store_events_after(r->ip->store, r->id, r->last_seq, fold_event, &f, err);
 	return rc < 0 || f.bad ? -1 : 0;
 }
 
@@ -1384,7 +1460,7 @@ static int child_run(run *parent, const rbk_state *st, int attempt, rbk_err *err
 	rbk_val outs = map2("run", rbk_val_int(cid), "status", rbk_val_str(cstatus));
 	rbk_val_map_set(&outs, "vars", child_vars);
 	char *why = ok ? NULL : rbk_xasprintf("called run %lld (%s) ended %s", (long long)cid, st->act.action, cstatus);
-	rbk_ui_step_end(ip->ui, parent->id, st->name, ok, took, why);
+	step_end_after_barrier(ip->ui, parent->id, st->name, ok, took, why);
 	rbk_val fin = map2("state", rbk_val_str(st->name), "attempt", rbk_val_int(attempt));
 	rbk_val_map_set(&fin, "status", rbk_val_str(ok ? "ok" : "failed"));
 	rbk_val_map_set(&fin, "result", step_result(parent, ok, &outs, why, took));
@@ -1397,19 +1473,17 @@ static bool may_approve(const run *r, const rbk_state *st, const char *actor, rb
 {
 	if (st->approval.napprovers) {
 		bool listed = false;
-		/* "alice" names alice on any host; "alice@db1" only there. */
-		size_t user = strcspn(actor, "@");
-		for (size_t i = 0; i < st->approval.napprovers; i++) {
-			const char *a = st->approval.approvers[i];
-			listed |= !strcmp(a, actor) || (strlen(a) == user && !strncmp(actor, a, user));
-		}
+		for (size_t i = 0; i < st->approval.napprovers; i++)
+			listed |= rbk_principal_matches(st->approval.approvers[i], actor);
 		if (!listed) {
 			rbk_err_set(err, -1, "%s may not answer this approval (approvers: see rbk show %lld)", actor,
 				    (long long)r->id);
 			return false;
 		}
 	}
-	if (st->approval.distinct && r->launcher && !strcmp(r->launcher, actor)) {
+	char launcher[256]; /* distinct: the launcher's user, on any host */
+	if (st->approval.distinct && r->launcher &&
+	    rbk_principal_matches(rbk_principal_user(r->launcher, launcher, sizeof launcher), actor)) {
 		rbk_err_set(err, -1, "%s launched run %lld; this approval needs someone else", actor, (long long)r->id);
 		return false;
 	}

@@ -26,7 +26,7 @@ typedef struct {
 	rbk_store *store;
 	rbk_registry *reg;
 	const char *home;
-	const char *actor; /* who is acting now: user@host, scheduler, --actor */
+	const char *actor; /* who is acting now: the principal, user@host (principal.h) */
 	rbk_ui *ui;
 	bool tx_open; /* one store connection, one transaction, shared by nested runs */
 } rbk_interp;

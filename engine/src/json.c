@@ -77,7 +77,7 @@ int rbk_json_parse(rbk_val *out, const char *text, size_t len, rbk_err *err)
 
 static int bad_path(rbk_err *err, const char *path, size_t at, const char *what)
 {
-	rbk_err_set(err, -1, "json(): malformed path '%s' at offset %zu: %s", path, at, what);
+	rbk_err_set(err, -1, "json(): malformed path '%s' at offset %zu: %s", rbk_err_quote(path).s, at, what);
 	return -1;
 }
 

@@ -758,7 +758,7 @@ static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 {
 	static const char *const keys[] = {"rbk", "name", "title", "description", "params", "vars", "lock",
-					   "schedule", "on_failure", "start", "states", NULL};
+					   "schedule", "on_failure", "max_transitions", "start", "states", NULL};
 	builder bb = {doc, d, 0}, *b = &bb;
 	rbk_runbook *rb = rbk_xcalloc(1, sizeof *rb);
 	rb->doc = doc;
@@ -802,6 +802,14 @@ int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 	}
 	if (!rb->on_failure)
 		rb->on_failure = rbk_xstrdup("fail");
+	rb->max_transitions = RBK_MAX_TRANSITIONS;
+	if ((v = rbk_node_get(root, "max_transitions"))) {
+		if (v->t != RBK_N_INT || v->i < 1 || v->i > RBK_MAX_TRANSITIONS_LIMIT)
+			ERR(b, v, "'max_transitions' must be an integer from 1 to %d, not %s", RBK_MAX_TRANSITIONS_LIMIT,
+			    v->t == RBK_N_INT ? v->text : rbk_node_type_name(v));
+		else
+			rb->max_transitions = v->i;
+	}
 	if (!(v = rbk_node_get(root, "start")))
 		error_at(b, 1, 1, "missing 'start' (the first state)");
 	else if ((rb->start = want_str(b, v, "'start'")))

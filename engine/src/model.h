@@ -133,11 +133,16 @@ typedef struct {
 	size_t nschedules;
 	char *on_failure; /* "fail" when absent */
 	rbk_pos on_failure_pos;
+	int64_t max_transitions; /* the run's budget of transitions (RBK_MAX_TRANSITIONS when absent) */
 	char *start;
 	rbk_pos start_pos;
 	rbk_state *states;
 	size_t nstates;
 } rbk_runbook;
+
+/* max_transitions: the default, and the largest value a runbook may give. */
+#define RBK_MAX_TRANSITIONS 10000
+#define RBK_MAX_TRANSITIONS_LIMIT 1000000000
 
 /* Build the model of doc. Returns 0, or -1 after adding every structural
  * error to d (the model is then not usable). doc must outlive the model. */

@@ -8,11 +8,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The home's permissions: owners/ and its lock files follow them, whatever
+ * the umask, so a home shared by a group (2770) is usable by each member
+ * (a lock is taken on a descriptor open for writing). */
+static mode_t home_mode(const char *home)
+{
+	struct stat sb;
+	return stat(home, &sb) == 0 ? sb.st_mode & 07777 : 0700;
+}
+
 /* run < 0 names the scheduler's lock. */
 static char *lock_path(const char *home, int64_t run)
 {
 	char *dir = rbk_xasprintf("%s/owners", home);
-	mkdir(dir, 0700);
+	if (mkdir(dir, 0700) == 0 && chmod(dir, home_mode(home) | 0700) < 0) {
+		/* stays 0700: usable by its owner */
+	}
 	rbk_free(dir);
 	if (run < 0)
 		return rbk_xasprintf("%s/owners/scheduler.lock", home);
@@ -22,7 +33,13 @@ static char *lock_path(const char *home, int64_t run)
 static int open_lock(const char *home, int64_t run, rbk_err *err)
 {
 	char *path = lock_path(home, run);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (fchmod(fd, (home_mode(home) & 0666) | 0600) < 0) {
+			/* stays 0600 */
+		}
+	} else if (errno == EEXIST)
+		fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		rbk_err_set(err, -1, "cannot open %s: %s", path, strerror(errno));
 	rbk_free(path);

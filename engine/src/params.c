@@ -15,12 +15,12 @@ int rbk_params_parse_arg(const char *text, rbk_param_arg *out, char *namebuf, si
 {
 	const char *eq = strchr(text, '=');
 	if (!eq || eq == text) {
-		rbk_err_set(err, -1, "-p '%s': write name=value", text);
+		rbk_err_set(err, -1, "-p '%s': write name=value", rbk_err_quote(text).s);
 		return -1;
 	}
 	size_t n = (size_t)(eq - text);
 	if (n >= namelen) {
-		rbk_err_set(err, -1, "-p '%s': name too long", text);
+		rbk_err_set(err, -1, "-p '%s': name too long", rbk_err_quote(text).s);
 		return -1;
 	}
 	memcpy(namebuf, text, n);
@@ -69,8 +69,8 @@ static int from_text(const rbk_param *p, const char *text, const char *source, r
 		break;
 	}
 	}
-	rbk_err_set(err, -1, "param '%s' (%s): '%s' is not %s", p->name, source, p->secret ? "***" : text,
-		    TYPE_NAMES[p->type]);
+	rbk_err_set(err, -1, "param '%s' (%s): '%s' is not %s", p->name, source,
+		    p->secret ? "***" : rbk_err_quote(text).s, TYPE_NAMES[p->type]);
 	return -1;
 }
 
@@ -93,7 +93,7 @@ static int from_value(const rbk_param *p, const rbk_val *v, const char *source, 
 	if (!ok) {
 		char *txt = rbk_val_to_text(v);
 		rbk_err_set(err, -1, "param '%s' (%s): %s '%s' is not %s", p->name, source, rbk_val_type_name(v->t),
-			    p->secret ? "***" : txt, TYPE_NAMES[p->type]);
+			    p->secret ? "***" : rbk_err_quote(txt).s, TYPE_NAMES[p->type]);
 		rbk_free(txt);
 		return -1;
 	}
@@ -123,7 +123,8 @@ static int constrain(const rbk_param *p, const rbk_val *v, const char *source, r
 		rbk_buf b = {0};
 		for (size_t i = 0; i < p->nvalues; i++)
 			rbk_buf_printf(&b, "%s%s", i ? ", " : "", p->values[i]);
-		rbk_err_set(err, -1, "param '%s' (%s): '%s' is not one of %s", p->name, source, shown, b.s);
+		rbk_err_set(err, -1, "param '%s' (%s): '%s' is not one of %s", p->name, source, rbk_err_quote(shown).s,
+			    b.s);
 		rbk_buf_free(&b);
 		return -1;
 	}
@@ -146,8 +147,8 @@ static int constrain(const rbk_param *p, const rbk_val *v, const char *source, r
 			rc = rbk_re_match(re, v->u.s.s, v->u.s.len, -1, NULL, NULL, &e);
 		rbk_re_free(re);
 		if (rc != 1) {
-			rbk_err_set(err, -1, "param '%s' (%s): '%s' does not match the pattern %s", p->name, source, shown,
-				    p->pattern);
+			rbk_err_set(err, -1, "param '%s' (%s): '%s' does not match the pattern %s", p->name, source,
+				    rbk_err_quote(shown).s, rbk_err_quote(p->pattern).s);
 			return -1;
 		}
 	}

@@ -3,15 +3,20 @@
 #include "dirlist.h"
 #include "mem.h"
 #include "model.h"
+#include "procs.h"
 #include "regex.h"
 #include "suggest.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,6 +94,48 @@ static int refuse(rbk_diag *d, const char *file, void *handle, const char *fmt, 
 	return -1;
 }
 
+/* Call a plugin's init in a child first: an init that crashes (or ends
+ * the process) takes that child down, not rbk. Returns 0 when the child
+ * came back (or could not be started: the real call decides), else -1
+ * with why. */
+static int trial_init(rbk_plugin_init_fn init, char *why, size_t n)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		/* Die by the signal, without a core file or a sanitizer's report. */
+		struct rlimit no_core = {0, 0};
+		setrlimit(RLIMIT_CORE, &no_core);
+		static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+		for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+			signal(sigs[i], SIG_DFL);
+		const rbk_plugin *p = NULL;
+		init(rbk_reg_host(), &p);
+		_exit(0);
+	}
+	int st = 0;
+	pid_t w;
+	while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	if (w < 0)
+		return 0;
+	if (WIFSIGNALED(st)) {
+		int sig = WTERMSIG(st);
+		const char *abbrev = sigabbrev_np(sig);
+		snprintf(why, n, "%s crashed (in a trial process): killed by signal %d (SIG%s, %s)", RBK_PLUGIN_INIT_SYMBOL,
+			 sig, abbrev ? abbrev : "?", strsignal(sig));
+		return -1;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+		snprintf(why, n, "%s ended the process (in a trial process): exit status %d", RBK_PLUGIN_INIT_SYMBOL,
+			 WEXITSTATUS(st));
+		return -1;
+	}
+	return 0;
+}
+
 int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 {
 	/* NODELETE: code stays mapped after dlclose, so nothing that outlives
@@ -111,6 +158,9 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 	*(void **)&init = dlsym(h, RBK_PLUGIN_INIT_SYMBOL);
 	if (!init)
 		return refuse(d, file, h, "no %s function", RBK_PLUGIN_INIT_SYMBOL);
+	char crashed[300];
+	if (trial_init(init, crashed, sizeof crashed) < 0)
+		return refuse(d, file, h, "%s", crashed);
 	const rbk_plugin *p = NULL;
 	int rc = init(rbk_reg_host(), &p);
 	if (rc != 0 || !p)
@@ -505,20 +555,201 @@ rbk_val rbk_reg_from_value(const rbk_value *v)
 	return rbk_val_null();
 }
 
+/* ---- the output cap (registry.h) ---- */
+
+size_t rbk_reg_output_limit(void)
+{
+	static size_t limit;
+	if (limit)
+		return limit;
+	limit = RBK_OUTPUT_DEFAULT;
+	const char *e = getenv("RBK_MAX_OUTPUT");
+	if (e && *e) {
+		char *end = NULL;
+		errno = 0;
+		unsigned long long v = strtoull(e, &end, 10);
+		if (errno || *end || *e < '0' || *e > '9' || v < RBK_OUTPUT_MIN || v > RBK_OUTPUT_MAX)
+			fprintf(stderr, "rbk: warning: RBK_MAX_OUTPUT='%s' is not a number of bytes from %zu to %zu; using %zu\n",
+				e, RBK_OUTPUT_MIN, RBK_OUTPUT_MAX, limit);
+		else
+			limit = (size_t)v;
+	}
+	return limit;
+}
+
+size_t rbk_reg_outputs_budget(void) { return 4 * rbk_reg_output_limit(); }
+
+/* What a kept value costs the budget: its text, and a little per node and
+ * key, so that a million tiny items cost something too. */
+enum { NODE_COST = 16, MARK_ROOM = 96 };
+
+static size_t val_cost(const rbk_val *v)
+{
+	size_t c = NODE_COST;
+	if (v->t == RBK_V_STR)
+		c += v->u.s.len;
+	else if (v->t == RBK_V_LIST)
+		for (size_t i = 0; i < v->u.list.n; i++)
+			c += val_cost(&v->u.list.items[i]);
+	else if (v->t == RBK_V_MAP)
+		for (size_t i = 0; i < v->u.map.n; i++)
+			c += strlen(v->u.map.keys[i]) + val_cost(&v->u.map.vals[i]);
+	return c;
+}
+
+typedef struct {
+	size_t cap, left;
+	rbk_buf path; /* "rows.0.v" */
+	rbk_val *cut; /* list */
+} cutter;
+
+static void note_cut(cutter *k) { rbk_val_list_push(k->cut, rbk_val_strn(k->path.s ? k->path.s : "", k->path.len)); }
+
+/* v as the host keeps it, charged to k->left (exactly val_cost of the
+ * result); false, with nothing built, when not even an empty node fits. */
+static bool keep_value(cutter *k, const rbk_value *v, rbk_val *out)
+{
+	if (k->left < NODE_COST + MARK_ROOM)
+		return false;
+	k->left -= NODE_COST;
+	size_t at = k->path.len;
+	switch (v ? v->type : RBK_TYPE_NULL) {
+	case RBK_TYPE_STRING: {
+		const char *s = v->as.str.ptr ? v->as.str.ptr : "";
+		size_t n = v->as.str.ptr ? v->as.str.len : 0;
+		if (n <= k->cap && n <= k->left) {
+			*out = rbk_val_strn(s, n);
+			k->left -= n;
+			break;
+		}
+		/* Kept text and marker together within the limit. */
+		size_t keep = (k->cap < k->left ? k->cap : k->left) - MARK_ROOM;
+		while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80)
+			keep--; /* not inside a UTF-8 character */
+		rbk_buf b = {0};
+		rbk_buf_add(&b, s, keep);
+		rbk_buf_printf(&b, "\n[rbk: output cut at %zu of %zu bytes]", keep, n);
+		k->left -= b.len;
+		*out = rbk_val_strn(b.s, b.len);
+		rbk_buf_free(&b);
+		note_cut(k);
+		break;
+	}
+	case RBK_TYPE_LIST:
+		*out = rbk_val_list();
+		for (size_t i = 0; i < v->as.list.count; i++) {
+			rbk_val item;
+			rbk_buf_printf(&k->path, ".%zu", i);
+			bool kept = keep_value(k, &v->as.list.items[i], &item);
+			k->path.len = at;
+			k->path.s[at] = '\0';
+			if (!kept) {
+				note_cut(k); /* the items from i on were dropped */
+				break;
+			}
+			rbk_val_list_push(out, item);
+		}
+		break;
+	case RBK_TYPE_MAP:
+		*out = rbk_val_map();
+		for (size_t i = 0; i < v->as.map.count; i++) {
+			const char *key = v->as.map.keys[i];
+			size_t kl = strlen(key);
+			rbk_val item;
+			bool kept = false;
+			if (k->left >= kl) {
+				k->left -= kl;
+				rbk_buf_printf(&k->path, ".%s", key);
+				kept = keep_value(k, &v->as.map.values[i], &item);
+				k->path.len = at;
+				k->path.s[at] = '\0';
+				if (!kept)
+					k->left += kl;
+			}
+			if (!kept) {
+				note_cut(k);
+				break;
+			}
+			rbk_val_map_set(out, key, item);
+		}
+		break;
+	default:
+		*out = rbk_reg_from_value(v);
+		break;
+	}
+	return true;
+}
+
 /* ---- host functions ---- */
 
 static void h_set_output(rbk_call *c, const char *name, const rbk_value *v)
 {
-	rbk_val_map_set(&c->outputs, name, rbk_reg_from_value(v));
+	if (!name)
+		return;
+	const rbk_val *old = rbk_val_map_get(&c->outputs, name);
+	if (old)
+		c->out_left += strlen(name) + val_cost(old); /* replaced: its room is free again */
+	rbk_val cut = rbk_val_list();
+	rbk_val kept = rbk_val_null();
+	size_t kl = strlen(name);
+	bool big = v && (v->type == RBK_TYPE_STRING || v->type == RBK_TYPE_LIST || v->type == RBK_TYPE_MAP);
+	/* Strings, lists and maps leave a reserve for the scalars that come
+	 * after them (an exit code after a long stdout). */
+	size_t room = c->out_left > kl ? c->out_left - kl : 0;
+	size_t reserve = rbk_reg_outputs_budget() / 16;
+	if (big)
+		room = room > reserve ? room - reserve : 0;
+	cutter k = {rbk_reg_output_limit(), room, {0}, &cut};
+	rbk_buf_puts(&k.path, name);
+	if (!keep_value(&k, v, &kept)) {
+		kept = rbk_val_null(); /* no room left at all: null, and said so */
+		note_cut(&k);
+	}
+	rbk_buf_free(&k.path);
+	size_t cost = kl + val_cost(&kept);
+	c->out_left = c->out_left > cost ? c->out_left - cost : 0;
+	rbk_val_map_set(&c->outputs, name, kept);
+	rbk_val_map_set(&c->cut, name, cut);
 }
 
 static void h_set_output_string(rbk_call *c, const char *name, const char *s, size_t len)
 {
-	rbk_val_map_set(&c->outputs, name, rbk_val_strn(s ? s : "", s ? len : 0));
+	rbk_value v = {.type = RBK_TYPE_STRING};
+	v.as.str.ptr = s ? s : "";
+	v.as.str.len = s ? len : 0;
+	h_set_output(c, name, &v);
 }
 
-static void h_set_output_int(rbk_call *c, const char *name, int64_t v) { rbk_val_map_set(&c->outputs, name, rbk_val_int(v)); }
-static void h_set_output_bool(rbk_call *c, const char *name, int v) { rbk_val_map_set(&c->outputs, name, rbk_val_bool(v != 0)); }
+static void h_set_output_int(rbk_call *c, const char *name, int64_t i)
+{
+	rbk_value v = {.type = RBK_TYPE_INT};
+	v.as.i = i;
+	h_set_output(c, name, &v);
+}
+
+static void h_set_output_bool(rbk_call *c, const char *name, int b)
+{
+	rbk_value v = {.type = RBK_TYPE_BOOL};
+	v.as.boolean = b != 0;
+	h_set_output(c, name, &v);
+}
+
+static size_t h_output_limit(rbk_call *c)
+{
+	(void)c;
+	return rbk_reg_output_limit();
+}
+
+rbk_val rbk_reg_call_cut(const rbk_call *c)
+{
+	rbk_val all = rbk_val_list();
+	for (size_t i = 0; c->cut.t == RBK_V_MAP && i < c->cut.u.map.n; i++) {
+		const rbk_val *l = &c->cut.u.map.vals[i];
+		for (size_t j = 0; l->t == RBK_V_LIST && j < l->u.list.n; j++)
+			rbk_val_list_push(&all, rbk_val_copy(&l->u.list.items[j]));
+	}
+	return all;
+}
 
 static void h_set_error(rbk_call *c, const char *fmt, ...)
 {
@@ -539,6 +770,13 @@ static void h_log(rbk_call *c, int level, const char *fmt, ...)
 	char buf[2048];
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	if (c->log.len + strlen(buf) + 8 > rbk_reg_output_limit()) {
+		/* The log is capped like an output; the first line past it says so. */
+		if (!c->log_cut)
+			rbk_buf_printf(&c->log, "warn: [rbk: log cut at %zu bytes]\n", c->log.len);
+		c->log_cut = 1;
+		return;
+	}
 	rbk_buf_printf(&c->log, "%s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], buf);
 }
 
@@ -563,11 +801,17 @@ static int64_t h_time_left(rbk_call *c)
 
 static int h_dry_run(rbk_call *c) { return c->dry_run; }
 
+static int h_add_process_group(rbk_call *c, int64_t pgid)
+{
+	(void)c;
+	return pgid > 1 && pgid <= INT32_MAX ? rbk_procs_add_group((pid_t)pgid) : -1;
+}
+
 const rbk_host *rbk_reg_host(void)
 {
 	static const rbk_host host = {RBK_PLUGIN_ABI_MAJOR, RBK_PLUGIN_ABI_MINOR, sizeof(rbk_host), h_set_output,
 				      h_set_output_string, h_set_output_int, h_set_output_bool, h_set_error, h_log,
-				      h_arg, h_key, h_time_left, h_dry_run};
+				      h_arg, h_key, h_time_left, h_dry_run, h_add_process_group, h_output_limit};
 	return &host;
 }
 
@@ -575,6 +819,8 @@ void rbk_reg_call_init(rbk_call *c, const char *key, int64_t deadline_ms, int dr
 {
 	memset(c, 0, sizeof *c);
 	c->outputs = rbk_val_map();
+	c->out_left = rbk_reg_outputs_budget();
+	c->cut = rbk_val_map();
 	c->key = key;
 	c->deadline_ms = deadline_ms;
 	c->dry_run = dry_run;
@@ -583,6 +829,7 @@ void rbk_reg_call_init(rbk_call *c, const char *key, int64_t deadline_ms, int dr
 void rbk_reg_call_free(rbk_call *c)
 {
 	rbk_val_free(&c->outputs);
+	rbk_val_free(&c->cut);
 	rbk_free(c->error);
 	rbk_buf_free(&c->log);
 }

@@ -60,7 +60,27 @@ struct rbk_call {
 	const char *key;
 	int64_t deadline_ms; /* monotonic ms; -1 none */
 	int dry_run;
+	size_t out_left; /* what the outputs may still take (rbk_reg_outputs_budget) */
+	rbk_val cut;     /* map: output name -> list of the paths cut in it */
+	int log_cut;
 };
+
+/* The output cap (docs/plugins.md): every string a plugin hands over as
+ * an output, at any depth, is kept up to rbk_reg_output_limit() bytes
+ * (RBK_MAX_OUTPUT, default 1 MiB); a longer one is cut to its first K
+ * bytes followed by "\n[rbk: output cut at K of N bytes]", the whole within
+ * the limit. All outputs of one call together
+ * take at most rbk_reg_outputs_budget() bytes (4 times the limit): past it,
+ * list items and map entries are dropped. The log is kept up to the limit.
+ * What was cut is listed by rbk_reg_call_cut. */
+#define RBK_OUTPUT_DEFAULT ((size_t)1 << 20)
+#define RBK_OUTPUT_MIN ((size_t)1024)
+#define RBK_OUTPUT_MAX ((size_t)1 << 30)
+size_t rbk_reg_output_limit(void);
+size_t rbk_reg_outputs_budget(void);
+/* The paths of the outputs cut in this call, e.g. ["stdout", "rows.0.v"]:
+ * a list (empty when nothing was cut). */
+rbk_val rbk_reg_call_cut(const rbk_call *c);
 
 const rbk_host *rbk_reg_host(void);
 void rbk_reg_call_init(rbk_call *c, const char *key, int64_t deadline_ms, int dry_run);

@@ -120,6 +120,11 @@ static void check_transition(replayer *p, const rbk_store_event *ev, const rbk_v
 		diverge(p, ev->seq, "a transition from an unknown state '%s'", from ? from : "?");
 		return;
 	}
+	if (p->rs.transitions >= p->rb->max_transitions) {
+		diverge(p, ev->seq, "%s went to %s after the budget of %lld transitions was spent (max_transitions)", from, to,
+			(long long)p->rb->max_transitions);
+		return;
+	}
 	if (!strcmp(via, "failure")) {
 		const char *edge = rbk_decide_failure_edge(p->rb, st);
 		if (strcmp(edge, to) != 0)
@@ -259,6 +264,16 @@ static void check_finish(replayer *p, const rbk_store_event *ev, const rbk_val *
 	const rbk_state *st = state(p, p->rs.current);
 	if (!status)
 		return;
+	const char *reason = s_in(d, "reason");
+	if (!strcmp(status, "failed") && reason && !strncmp(reason, "transition budget of ", 21)) {
+		/* The run was stopped by its budget, not by its definition. */
+		if (p->rs.transitions < p->rb->max_transitions)
+			diverge(p, ev->seq, "the run ended for a spent transition budget after %lld of its %lld transitions",
+				(long long)p->rs.transitions, (long long)p->rb->max_transitions);
+		else
+			decided(p, ev->seq, "transition budget");
+		return;
+	}
 	if (!strcmp(status, "succeeded") && !(st && st->kind == RBK_S_END && st->end_success))
 		diverge(p, ev->seq, "the run succeeded in %s, which is not an end: success state", p->rs.current);
 	else if (!strcmp(status, "rolled_back")) {

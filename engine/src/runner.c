@@ -2,6 +2,7 @@
 #include "runner.h"
 #include "json.h"
 #include "mem.h"
+#include "procs.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,16 +43,18 @@ static void child(const rbk_reg_action *a, const rbk_val *args, const char *key,
 		  pid_t engine)
 {
 	setpgid(0, 0);
-	/* An action must not outlive the engine: after a crash of rbk, a step in
-	 * flight is interrupted, not finishing unseen beside a resumed run. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != engine)
-		_exit(1); /* the engine died before prctl took effect */
 	/* Default dispositions: a crash must end the child by its signal (not in
-	 * a handler inherited from the engine or a sanitizer), so it is named. */
-	static const int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+	 * a handler inherited from the engine or a sanitizer), so it is named;
+	 * what the engine ignores (a closed output, a closed terminal) is not
+	 * ignored by the programs an action starts. */
+	static const int sigs[] = {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
 		signal(sigs[i], SIG_DFL);
+	/* An action must not outlive the engine: after a crash of rbk, a step in
+	 * flight is interrupted, not finishing unseen beside a resumed run; the
+	 * engine's death kills every process group of the attempt (procs.h). */
+	if (rbk_procs_child_init(engine, key) < 0)
+		_exit(1); /* the engine died before the parent-death signal was set */
 	rbk_call call;
 	rbk_reg_call_init(&call, key, deadline, plan);
 	rbk_value *av = rbk_reg_args(args);
@@ -68,6 +70,7 @@ static void child(const rbk_reg_action *a, const rbk_val *args, const char *key,
 		rbk_val_map_set(&res, "error",
 				rbk_val_str(call.error ? call.error : "the action failed without a message"));
 	rbk_val_map_set(&res, "log", rbk_val_str(call.log.s ? call.log.s : ""));
+	rbk_val_map_set(&res, "cut", rbk_reg_call_cut(&call));
 	char *json = rbk_json_encode(&res);
 	write_all(fd, json, strlen(json));
 	/* Freed though the process ends: memory checkers read every exit. */
@@ -75,6 +78,7 @@ static void child(const rbk_reg_action *a, const rbk_val *args, const char *key,
 	rbk_val_free(&res);
 	rbk_reg_args_free(av);
 	rbk_reg_call_free(&call);
+	rbk_procs_child_done();
 	_exit(0);
 }
 
@@ -111,6 +115,10 @@ static void decode(rbk_runner_result *out, const char *json, size_t len)
 		rbk_free(out->log);
 		out->log = rbk_xstrdup(lg->u.s.s);
 	}
+	const rbk_val *cut = rbk_val_map_get(&res, "cut");
+	for (size_t i = 0; cut && cut->t == RBK_V_LIST && i < cut->u.list.n; i++)
+		if (cut->u.list.items[i].t == RBK_V_STR)
+			rbk_val_list_push(&out->cut, rbk_val_copy(&cut->u.list.items[i]));
 	rbk_val_free(&res);
 }
 
@@ -120,6 +128,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	memset(out, 0, sizeof *out);
 	out->outputs = rbk_val_map();
 	out->log = rbk_xstrdup("");
+	out->cut = rbk_val_list();
 	int p[2];
 	if (pipe(p) < 0) {
 		rbk_err_set(err, -1, "cannot run %s: pipe: %s", a->full_name, strerror(errno));
@@ -127,6 +136,12 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	}
 	int64_t start = now_ms();
 	int64_t deadline = timeout_ms >= 0 ? start + timeout_ms : -1;
+	/* The child sends outputs the host has capped already (registry.h);
+	 * this bounds what is read whatever it sends: past it the pipe is
+	 * drained and the rest thrown away, never held. JSON may spell a byte
+	 * in 6 ("\u0000"), hence the factor. Read before the fork: the child
+	 * inherits the limit. */
+	size_t most = 6 * rbk_reg_outputs_budget() + 2 * rbk_reg_output_limit() + 65536;
 	fflush(NULL); /* buffered output must not be written twice */
 	pid_t engine = getpid();
 	pid_t pid = fork();
@@ -143,6 +158,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	setpgid(pid, pid);
 	close(p[1]);
 	rbk_buf b = {0};
+	size_t dropped = 0;
 	int64_t kill_at = deadline >= 0 ? deadline + RBK_RUNNER_GRACE_MS : -1;
 	bool cancelled = false;
 	for (;;) {
@@ -174,13 +190,20 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 			continue;
 		if (n <= 0)
 			break;
-		rbk_buf_add(&b, chunk, (size_t)n);
+		if (b.len + (size_t)n > most || dropped)
+			dropped += (size_t)n;
+		else
+			rbk_buf_add(&b, chunk, (size_t)n);
 	}
 	close(p[0]);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	kill(-pid, SIGKILL); /* whatever the action left running in its group */
+	/* ... and in the groups of the programs it started: when the child was
+	 * killed (a timeout, a second Ctrl-C), they lost their parent, not
+	 * their children. */
+	rbk_procs_attempt_ended(key);
 	out->duration_ms = now_ms() - start;
 	if (cancelled) {
 		out->signal = SIGKILL;
@@ -192,6 +215,9 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 		out->signal = WTERMSIG(status);
 		fail_result(out, rbk_xasprintf("%s crashed: killed by signal %d (%s)", a->full_name, out->signal,
 						strsignal(out->signal)));
+	} else if (dropped) {
+		fail_result(out, rbk_xasprintf("%s sent a result larger than %zu bytes; it was discarded (RBK_MAX_OUTPUT)",
+						a->full_name, most));
 	} else if (WEXITSTATUS(status) != 0 || b.len == 0) {
 		fail_result(out, rbk_xasprintf("%s exited with status %d before reporting a result", a->full_name,
 						WEXITSTATUS(status)));
@@ -205,6 +231,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 void rbk_runner_result_free(rbk_runner_result *r)
 {
 	rbk_val_free(&r->outputs);
+	rbk_val_free(&r->cut);
 	rbk_free(r->error);
 	rbk_free(r->log);
 	memset(r, 0, sizeof *r);

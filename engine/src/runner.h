@@ -25,6 +25,7 @@ typedef struct {
 	bool timed_out;
 	int signal;      /* the signal that ended the child, 0 if none */
 	int64_t duration_ms;
+	rbk_val cut;     /* list: the outputs the host cut (registry.h), by path */
 } rbk_runner_result;
 
 /* Run action with args (a map). timeout_ms < 0: none. plan: call the

@@ -129,6 +129,7 @@ void rbk_rs_apply(rbk_rs *rs, const char *kind, const rbk_val *data, int64_t at_
 			rbk_val_map_set(&rs->vars, vars->u.map.keys[i], rbk_val_copy(&vars->u.map.vals[i]));
 	} else if (!strcmp(kind, "transition")) {
 		enter(rs, str_of(data, "to"), at_ms);
+		rs->transitions++;
 	} else if (!strcmp(kind, "wait_started")) {
 		rs->wait_until_ms = int_of(data, "until_ms", at_ms);
 	} else if (!strcmp(kind, "approval_requested")) {

@@ -8,7 +8,7 @@
  * Events (kind: data) — docs/audit.md lists them for auditors:
  *   run_started        {start}
  *   step_started       {state, attempt, key, params}
- *   step_finished      {state, attempt, status: ok|failed, result}
+ *   step_finished      {state, attempt, status: ok|failed, result (result.cut: outputs cut, registry.h)}
  *   step_retry         {state, attempt, at_ms, delay_ms}
  *   step_poll          {state, attempt, at_ms}
  *   vars_set           {state, vars}
@@ -64,6 +64,7 @@ typedef struct {
 	bool abort_requested, abort_rollback;
 	char *last_reason;
 	int64_t last_at_ms; /* time of the last event applied */
+	int64_t transitions; /* transition events so far: the budget spent (max_transitions) */
 } rbk_rs;
 
 void rbk_rs_init(rbk_rs *rs);

@@ -224,9 +224,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 /* Walks get a statement of their own, so a callback may read the store. */
 static const char sql_events_all[] =
 	"SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events ORDER BY seq";
+static const char sql_events_from[] =
+	"SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events WHERE seq >= ?1 ORDER BY seq";
 static const char sql_events_run[] =
 	"SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events"
 	" WHERE run_id = ?1 ORDER BY seq";
+static const char sql_events_run_after[] =
+	"SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events"
+	" WHERE run_id = ?1 AND seq > ?2 ORDER BY seq";
 static const char sql_steps_run[] =
 	"SELECT run_id, state, attempt, status, started_seq, ended_seq, idempotency_key"
 	" FROM steps WHERE run_id = ?1"
@@ -363,11 +368,53 @@ static const char *io_what(int rc)
 	}
 }
 
+/* Why path (the store's file) cannot be written, from the file system: the
+ * file itself, or its directory, where SQLite creates rbk.db-wal and
+ * rbk.db-shm. Writes "PATH: reason" into buf; 0 when nothing is found. */
+static int why_unwritable(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != ENOENT) {
+		snprintf(buf, n, "%s: %s", path, strerror(errno));
+		return 1;
+	}
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? rbk_xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : rbk_xstrdup(".");
+	int found = 0;
+	if (faccessat(AT_FDCWD, dir, W_OK, AT_EACCESS) < 0) {
+		snprintf(buf, n, "%s: %s (the store's directory must be writable: SQLite keeps rbk.db-wal and "
+			 "rbk.db-shm there)", dir, strerror(errno));
+		found = 1;
+	}
+	for (int i = 0; i < 2 && !found; i++) {
+		char *side = rbk_xasprintf("%s%s", path, i ? "-shm" : "-wal");
+		if ((fd = open(side, O_RDWR | O_CLOEXEC)) >= 0)
+			close(fd);
+		else if (errno != ENOENT) {
+			snprintf(buf, n, "%s: %s", side, strerror(errno));
+			found = 1;
+		}
+		rbk_free(side);
+	}
+	rbk_free(dir);
+	return found;
+}
+
 /* What went wrong, in words an operator acts on. */
 static void describe(rbk_store *s, int rc, char *buf, size_t n)
 {
 	int sys = s->db ? sqlite3_system_errno(s->db) : 0;
-	switch (rc & 0xff) {
+	int prim = rc & 0xff;
+	if ((prim == SQLITE_READONLY || prim == SQLITE_CANTOPEN || prim == SQLITE_PERM) && n > 16) {
+		/* SQLite's own words ("cannot open (No such file or directory)")
+		 * hide the cause: ask the file system. */
+		memcpy(buf, "cannot write: ", 15);
+		if (why_unwritable(s->path, buf + 14, n - 14))
+			return;
+	}
+	switch (prim) {
 	case SQLITE_FULL:
 		snprintf(buf, n, "disk full");
 		break;
@@ -440,6 +487,9 @@ static int db_fail(rbk_store *s, int rc, const char *op, const char *what, rbk_e
 		what = desc;
 	}
 	rbk_err_set(&local, -1, "store %s: %s: %s", s->path, op, what);
+	int prim = rc & 0xff;
+	if (prim == SQLITE_READONLY || prim == SQLITE_CANTOPEN || prim == SQLITE_PERM)
+		local.code = RBK_ERR_STORE;
 	rollback_now(s);
 	if (s->tx == TX_CALLER) {
 		s->tx = TX_FAILED;
@@ -701,6 +751,18 @@ int rbk_store_open(rbk_store **out, const char *home, rbk_err *err)
 	if (check_header(path, err) < 0) {
 		rbk_free(path);
 		return -1;
+	}
+	/* A new store file takes its directory's permissions (without x),
+	 * whatever the umask: a personal home (0700) gives 0600, a home shared
+	 * by a group (2770) gives 0660; SQLite gives rbk.db-wal and rbk.db-shm
+	 * the mode of rbk.db (docs/security.md). An empty file is a new store. */
+	struct stat hs;
+	int nfd = stat(home, &hs) == 0 ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+	if (nfd >= 0) {
+		if (fchmod(nfd, hs.st_mode & 0666) < 0) {
+			/* leave it 0600: only its owner can use it */
+		}
+		close(nfd);
 	}
 	rbk_store *s = rbk_xcalloc(1, sizeof *s);
 	s->path = path;
@@ -1173,15 +1235,19 @@ static int walk_end(rbk_store *s, sqlite3_stmt *st, int rc, int stopped, const c
 	return 0;
 }
 
-int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
-		     void *ctx, rbk_err *err)
+static int events_walk(rbk_store *s, int64_t run_id, int64_t after, int (*fn)(void *ctx, const rbk_store_event *ev),
+		       void *ctx, rbk_err *err)
 {
 	const char *op = "read events";
-	sqlite3_stmt *st = walk_stmt(s, run_id ? sql_events_run : sql_events_all, op, err);
+	if (!run_id)
+		after = 0; /* every run's events: all of them */
+	sqlite3_stmt *st = walk_stmt(s, after ? sql_events_run_after : run_id ? sql_events_run : sql_events_all, op, err);
 	if (!st)
 		return -1;
 	if (run_id)
 		sqlite3_bind_int64(st, 1, run_id);
+	if (after)
+		sqlite3_bind_int64(st, 2, after);
 	int rc, stopped = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rbk_store_event ev = {
@@ -1200,22 +1266,47 @@ int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rb
 	return walk_end(s, st, rc, stopped, op, err);
 }
 
-int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why,
-		     rbk_err *err)
+int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
+		     void *ctx, rbk_err *err)
 {
-	const char *op = "verify";
+	return events_walk(s, run_id, 0, fn, ctx, err);
+}
+
+int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq,
+			   int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
+{
+	return events_walk(s, run_id, after_seq > 0 ? after_seq : 0, fn, ctx, err);
+}
+
+/* The chain from event from on (1: all of it), streaming in constant
+ * memory: the first event's link to the one before it is checked too. */
+static int check_chain(rbk_store *s, int64_t from, const char *op, int64_t *out_count, int64_t *out_bad_seq,
+		       char **out_why, rbk_err *err)
+{
 	*out_count = 0;
 	*out_bad_seq = 0;
 	if (out_why)
 		*out_why = NULL;
-	sqlite3_stmt *st = walk_stmt(s, sql_events_all, op, err);
-	if (!st)
-		return -1;
 	/* Constant memory: the previous hash, and one buffer reused for each
 	 * event's canonical bytes. */
 	char head[65], hash[65];
 	memcpy(head, zero_hash, sizeof head);
-	int64_t expect = 1, count = 0, bad = 0;
+	if (from > 1) {
+		int r = rbk_store_event_hash(s, from - 1, head, err);
+		if (r < 0)
+			return -1;
+		if (r == 1 || strlen(head) != 64) {
+			*out_bad_seq = from - 1;
+			if (out_why)
+				*out_why = rbk_xasprintf("event %" PRId64 " was removed or damaged", from - 1);
+			return 0;
+		}
+	}
+	sqlite3_stmt *st = walk_stmt(s, sql_events_from, op, err);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, from);
+	int64_t expect = from, count = 0, bad = 0;
 	char *why = NULL;
 	rbk_buf b = {0};
 	int rc;
@@ -1283,6 +1374,64 @@ int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, cha
 		*out_why = why;
 	else
 		rbk_free(why);
+	return 0;
+}
+
+int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why,
+		     rbk_err *err)
+{
+	return check_chain(s, 1, "verify", out_count, out_bad_seq, out_why, err);
+}
+
+/* The meta key that remembers what rbk verify found wrong ("" or absent:
+ * nothing). */
+static const char broken_key[] = "chain.broken";
+
+void rbk_store_note_broken(rbk_store *s, const char *why)
+{
+	char *was = NULL;
+	if (rbk_store_meta_get(s, broken_key, &was, NULL) == 0 && strcmp(was ? was : "", why ? why : "") != 0)
+		rbk_store_meta_set(s, broken_key, why ? why : "", NULL); /* a read-only store stays as it is */
+	rbk_free(was);
+}
+
+int rbk_store_writable(rbk_store *s, rbk_err *err)
+{
+	const char *op = "open for writing";
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		char why[400];
+		if (!why_unwritable(s->path, why, sizeof why))
+			snprintf(why, sizeof why, "the database is read-only");
+		return plain_fail(s, err, RBK_ERR_STORE, op, "cannot write: %s", why);
+	}
+	char *mark = NULL;
+	if (rbk_store_meta_get(s, broken_key, &mark, err) < 0)
+		return -1;
+	if (mark && *mark) {
+		plain_fail(s, err, RBK_ERR_STORE, op,
+			   "refused: rbk verify found its chain broken (%.200s); nothing more is recorded in it "
+			   "(docs/security.md)",
+			   mark);
+		rbk_free(mark);
+		return -1;
+	}
+	rbk_free(mark);
+	/* The newest events, whose links are cheap to check: a store damaged
+	 * there is not appended to. */
+	int64_t head = 0, count = 0, bad = 0;
+	char hash[65], *why = NULL;
+	if (rbk_store_head(s, &head, hash, err) < 0 ||
+	    check_chain(s, head > RBK_STORE_TAIL_CHECK ? head - RBK_STORE_TAIL_CHECK + 1 : 1, op, &count, &bad, &why,
+			err) < 0)
+		return -1;
+	if (bad) {
+		plain_fail(s, err, RBK_ERR_STORE, op,
+			   "refused: its chain is broken at event %" PRId64 " (%.200s); nothing more is recorded "
+			   "in it: see rbk verify (docs/security.md)",
+			   bad, why ? why : "");
+		rbk_free(why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -1405,8 +1554,8 @@ int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *
 		rbk_buf_puts(&q, " AND runbook = ?1");
 	if (f && f->status)
 		rbk_buf_puts(&q, " AND status = ?2");
-	if (f && f->actor)
-		rbk_buf_puts(&q, " AND actor = ?3");
+	if (f && f->actor) /* principal.h's rule: "alice" is alice on any host */
+		rbk_buf_puts(&q, " AND (actor = ?3 OR (instr(?3, '@') = 0 AND substr(actor, 1, length(?3) + 1) = ?3 || '@'))");
 	if (f && f->since)
 		rbk_buf_puts(&q, " AND created_at >= ?4");
 	if (f && f->until)

@@ -67,7 +67,7 @@ void rbk_store_rollback(rbk_store *s);
 
 typedef struct {
 	const char *runbook; /* name */
-	const char *actor;   /* user@host, or scheduler; no '\n' */
+	const char *actor;   /* the principal: user@host (principal.h); no '\n' */
 	int dry_run;
 	const char *params_json; /* JSON, secrets already masked; NULL = {} */
 	const char *source;	 /* the runbook's exact bytes */
@@ -128,6 +128,10 @@ typedef struct {
  * other value stops the walk and is returned. fn must not write to s. */
 int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
 		     void *ctx, rbk_err *err);
+/* The same for the events of run_id (not 0) after after_seq only: reads
+ * just those (an index range), however long the run's log is. */
+int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq,
+			   int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err);
 
 /* Recompute the chain, streaming in constant memory. Returns 0 when the
  * check ran (negative on a database error) with *out_count the events
@@ -139,6 +143,20 @@ int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rb
  * detectable here: that takes a seal of the chain head kept elsewhere. */
 int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why,
 		     rbk_err *err);
+
+/* How many of the newest events rbk_store_writable checks. */
+enum { RBK_STORE_TAIL_CHECK = 64 };
+
+/* Before a command appends (run, resume, approve, reject, abort): 0 when
+ * the store can take events, else -1 with err->code RBK_ERR_STORE and why:
+ * it cannot be written (read-only file system, permissions; the path and
+ * the reason named), rbk verify found its chain broken (remembered by
+ * rbk_store_note_broken), or one of its newest RBK_STORE_TAIL_CHECK events
+ * does not link. Constant time, whatever the store's size. */
+int rbk_store_writable(rbk_store *s, rbk_err *err);
+/* Remember what rbk verify found (why NULL: intact); written only when it
+ * changes, and silently not on a read-only store. */
+void rbk_store_note_broken(rbk_store *s, const char *why);
 
 /* ---- steps: the index resume reads, derived from events ---- */
 
@@ -170,7 +188,7 @@ int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int
 int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err);
 
 typedef struct {
-	const char *runbook, *status, *actor; /* NULL: any */
+	const char *runbook, *status, *actor; /* NULL: any; actor as in principal.h */
 	const char *since, *until;            /* ISO-8601 UTC bounds on created_at; NULL: open */
 	int active_only;                      /* running, waiting, interrupted, needs_attention */
 	int top_level_only;                   /* no child runs */

@@ -1,6 +1,7 @@
 /* ui: progress lines for people. */
 #include "ui.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,20 @@ void rbk_ui_init(rbk_ui *ui, FILE *out, bool quiet)
 	ui->tty = isatty(fileno(out));
 	const char *nc = getenv("NO_COLOR");
 	ui->color = ui->tty && !(nc && *nc);
+}
+
+/* Whether to write at all: not quiet, and the output still there. */
+static bool shown(const rbk_ui *ui) { return !ui->quiet && !ui->gone; }
+
+/* Write out a line; a closed output is given up, never an error. */
+static void flush(rbk_ui *ui)
+{
+	if (fflush(ui->out) == 0)
+		return;
+	if (errno == EPIPE || errno == EIO) {
+		ui->gone = true;
+		clearerr(ui->out);
+	}
 }
 
 static void prefix(rbk_ui *ui, int64_t run)
@@ -38,7 +53,7 @@ static const char *paint(rbk_ui *ui, const char *code) { return ui->color ? code
 
 void rbk_ui_step_start(rbk_ui *ui, int64_t run, const char *state, const char *what, int attempt)
 {
-	if (ui->quiet)
+	if (!shown(ui))
 		return;
 	prefix(ui, run);
 	if (ui->tty)
@@ -51,12 +66,12 @@ void rbk_ui_step_start(rbk_ui *ui, int64_t run, const char *state, const char *w
 	if (attempt > 1)
 		fprintf(ui->out, " attempt %d", attempt);
 	fputc('\n', ui->out);
-	fflush(ui->out);
+	flush(ui);
 }
 
 void rbk_ui_step_end(rbk_ui *ui, int64_t run, const char *state, bool ok, int64_t elapsed_ms, const char *error)
 {
-	if (ui->quiet)
+	if (!shown(ui))
 		return;
 	prefix(ui, run);
 	if (ui->tty)
@@ -71,12 +86,12 @@ void rbk_ui_step_end(rbk_ui *ui, int64_t run, const char *state, bool ok, int64_
 			fputc(*p == '\n' ? ' ' : *p, ui->out);
 	}
 	fputc('\n', ui->out);
-	fflush(ui->out);
+	flush(ui);
 }
 
 void rbk_ui_note(rbk_ui *ui, int64_t run, const char *fmt, ...)
 {
-	if (ui->quiet)
+	if (!shown(ui))
 		return;
 	prefix(ui, run);
 	va_list ap;
@@ -84,12 +99,12 @@ void rbk_ui_note(rbk_ui *ui, int64_t run, const char *fmt, ...)
 	vfprintf(ui->out, fmt, ap);
 	va_end(ap);
 	fputc('\n', ui->out);
-	fflush(ui->out);
+	flush(ui);
 }
 
 void rbk_ui_run_start(rbk_ui *ui, int64_t run, const char *runbook, bool dry_run)
 {
-	if (ui->quiet)
+	if (!shown(ui))
 		return;
 	prefix(ui, run);
 	if (ui->tty)
@@ -97,12 +112,12 @@ void rbk_ui_run_start(rbk_ui *ui, int64_t run, const char *runbook, bool dry_run
 			runbook, dry_run ? " (dry run: nothing is executed)" : "");
 	else
 		fprintf(ui->out, "started %s%s\n", runbook, dry_run ? " (dry run)" : "");
-	fflush(ui->out);
+	flush(ui);
 }
 
 void rbk_ui_run_end(rbk_ui *ui, int64_t run, const char *status, const char *reason)
 {
-	if (ui->quiet)
+	if (!shown(ui))
 		return;
 	prefix(ui, run);
 	bool good = !strcmp(status, "succeeded");
@@ -114,5 +129,5 @@ void rbk_ui_run_end(rbk_ui *ui, int64_t run, const char *status, const char *rea
 	if (reason)
 		fprintf(ui->out, ": %s", reason);
 	fputc('\n', ui->out);
-	fflush(ui->out);
+	flush(ui);
 }

@@ -1,7 +1,9 @@
 /* ui: what `rbk run` shows while it works. On a terminal: each step as it
  * starts and ends, with elapsed time, in colour unless NO_COLOR is set.
  * Otherwise plain lines with a UTC timestamp, one per event, for logs.
- * Quiet (--json) shows nothing: the caller prints one JSON object. */
+ * Quiet (--json) shows nothing: the caller prints one JSON object. An
+ * output that was closed (`rbk run X | head -1`, a closed terminal) is
+ * given up silently: the run goes on, recorded in the store. */
 #ifndef RBK_UI_H
 #define RBK_UI_H
 
@@ -12,6 +14,7 @@
 typedef struct {
 	FILE *out;
 	bool tty, color, quiet;
+	bool gone; /* the output was closed (EPIPE, EIO: a reader or a terminal went away): nothing more is written */
 	int depth; /* nesting of child runs, for indentation */
 } rbk_ui;
 

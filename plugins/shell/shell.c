@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,14 +77,30 @@ static const char *scalar_text(const rbk_value *v, char *buf, size_t size)
 	}
 }
 
-/* In the child: never returns. */
-static void child(const rbk_value *args, int in, int out, int err, char **argvv, pid_t parent)
+/* In the child: never returns. go: the parent writes a byte to it once the
+ * host tracks the group (EOF: it did not, or the parent died). */
+static void child(const rbk_value *args, int in, int out, int err, char **argvv, pid_t parent, int go)
 {
 	setpgid(0, 0);
 	/* The program dies with the action that started it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(126);
+	char ready;
+	ssize_t got;
+	while ((got = read(go, &ready, 1)) < 0 && errno == EINTR)
+		;
+	if (got != 1)
+		_exit(126);
+	/* The program starts with default signal dispositions and none
+	 * blocked: what rbk ignores (a closed output, a hangup) or handles is
+	 * rbk's business, and an ignored signal would survive exec. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	dup2(in, 0);
 	dup2(out, 1);
 	dup2(err, 2);
@@ -91,7 +108,6 @@ static void child(const rbk_value *args, int in, int out, int err, char **argvv,
 	if (close_range(3, ~0U, 0) != 0)
 		for (int fd = 3; fd < 1024; fd++)
 			close(fd);
-	signal(SIGPIPE, SIG_DFL);
 	const rbk_value *env = host->arg(args, "env");
 	for (size_t i = 0; env && env->type == RBK_TYPE_MAP && i < env->as.map.count; i++) {
 		char num[64];
@@ -148,6 +164,12 @@ static char **build_argv(rbk_call *call, const rbk_value *args)
 	return v;
 }
 
+/* The most bytes of one output the host keeps (it cuts what is longer). */
+static size_t host_limit(rbk_call *call)
+{
+	return RBK_HOST_HAS(host, output_limit) ? host->output_limit(call) : (size_t)-1;
+}
+
 static void mark_truncated(rbk_call *call, const char *name, capture *c)
 {
 	char out[64];
@@ -156,6 +178,15 @@ static void mark_truncated(rbk_call *call, const char *name, capture *c)
 	if (c->dropped) {
 		char note[96];
 		int n = snprintf(note, sizeof note, "\n[rbk: %zu more bytes not captured]\n", c->dropped);
+		/* Text and note within the host's limit, so that the host keeps
+		 * the note rather than cutting the text again. */
+		for (size_t most = host_limit(call); c->len > 0 && c->len + (size_t)n > most;) {
+			size_t over = c->len + (size_t)n - most;
+			over = over < c->len ? over : c->len;
+			c->len -= over;
+			c->dropped += over;
+			n = snprintf(note, sizeof note, "\n[rbk: %zu more bytes not captured]\n", c->dropped);
+		}
 		size_t keep = c->limit;
 		c->limit += (size_t)n;
 		c->dropped = 0;
@@ -175,10 +206,12 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 	if (left >= 0 && (timeout < 0 || left < timeout))
 		timeout = left;
 	size_t limit = mo && mo->type == RBK_TYPE_INT && mo->as.i >= 0 ? (size_t)mo->as.i : DEFAULT_MAX_OUTPUT;
+	if (limit > host_limit(call))
+		limit = host_limit(call); /* the host would not keep more: never hold it */
 	const char *in_text = rbk_arg_string(args, "stdin");
 
-	int pin[2], pout[2], perr[2];
-	if (pipe(pin) || pipe(pout) || pipe(perr)) {
+	int pin[2], pout[2], perr[2], pgo[2];
+	if (pipe(pin) || pipe(pout) || pipe(perr) || pipe2(pgo, O_CLOEXEC)) {
 		host->set_error(call, "pipe: %s", strerror(errno));
 		free(argvv);
 		return 1;
@@ -190,10 +223,33 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 		free(argvv);
 		return 1;
 	}
-	if (pid == 0)
-		child(args, pin[0], pout[1], perr[1], argvv, parent);
+	if (pid == 0) {
+		close(pgo[1]);
+		child(args, pin[0], pout[1], perr[1], argvv, parent, pgo[0]);
+	}
 	setpgid(pid, pid); /* also in the parent: no race with an early kill */
 	free(argvv);
+	close(pgo[0]);
+	/* The host kills the program's group with the action, even when rbk
+	 * dies: the program starts only once the group is tracked. */
+	if (RBK_HOST_HAS(host, add_process_group) && host->add_process_group(call, pid) != 0) {
+		kill(-pid, SIGKILL);
+		close(pgo[1]);
+		close(pin[0]);
+		close(pin[1]);
+		close(pout[0]);
+		close(pout[1]);
+		close(perr[0]);
+		close(perr[1]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		host->set_error(call, "cannot track the program's process group");
+		return 1;
+	}
+	if (write(pgo[1], "g", 1) != 1) {
+		/* The child is gone already; its status tells. */
+	}
+	close(pgo[1]);
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
@@ -342,7 +398,8 @@ static const rbk_plugin plugin = {"shell", "1.0.0", actions, sizeof actions / si
 int rbk_plugin_init(const rbk_host *h, const rbk_plugin **out);
 int rbk_plugin_init(const rbk_host *h, const rbk_plugin **out)
 {
-	if (h->abi_major != RBK_PLUGIN_ABI_MAJOR || h->struct_size < sizeof(rbk_host))
+	/* add_process_group is used when the host has it. */
+	if (h->abi_major != RBK_PLUGIN_ABI_MAJOR || h->struct_size < offsetof(rbk_host, add_process_group))
 		return -1;
 	host = h;
 	*out = &plugin;

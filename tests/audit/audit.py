@@ -58,6 +58,17 @@ ENV.setdefault("ASAN_OPTIONS", "detect_leaks=0")
 
 sanitizer = []  # sanitizer reports, whatever the command
 
+# Several people are several OS users: rbk records the user running it
+# (docs/security.md). audit.sh creates rbk-alice, rbk-bob and rbk-carol (group
+# rbk-team) when it runs as root, and says so in RBK_TEST_PEOPLE; without them
+# the runs of "alice" are root's, and the approvals only alice or another
+# person may answer are left out.
+PEOPLE = os.environ.get("RBK_TEST_PEOPLE") == "1"
+
+
+def as_user(user):
+    return ["setpriv", f"--reuid={user}", "--regid=rbk-team", "--init-groups", "--"] if user and PEOPLE else []
+
 
 def out(line):
     print(line, flush=True)
@@ -77,12 +88,14 @@ def check(name, cond, why=""):
     return cond
 
 
-def rbk(args, home=None, env=None, cwd=None, timeout=60):
+def rbk(args, home=None, env=None, cwd=None, timeout=60, user=None):
     e = dict(ENV)
     if home:
         e["RBK_HOME"] = home
+    if user and PEOPLE:
+        e["HOME"] = "/nonexistent"
     e.update(env or {})
-    p = subprocess.run([RBK] + args, env=e, cwd=cwd or ROOT, capture_output=True, timeout=timeout,
+    p = subprocess.run(as_user(user) + [RBK] + args, env=e, cwd=cwd or ROOT, capture_output=True, timeout=timeout,
                        stdin=subprocess.DEVNULL, encoding="utf-8", errors="replace")
     if "Sanitizer" in p.stderr or "runtime error:" in p.stderr:
         sanitizer.append(f"rbk {' '.join(args)}: {p.stderr[-800:]}")
@@ -113,6 +126,11 @@ class Store:
         self.home = os.path.join(TMP, "stores", name)
         os.makedirs(self.home)
         self.ledger = os.path.join(self.home, "ledger")
+        if PEOPLE:  # a home the team shares, and a ledger everyone appends to
+            os.chown(self.home, -1, int(subprocess.check_output(["getent", "group", "rbk-team"], text=True).split(":")[2]))
+            os.chmod(self.home, 0o2770)
+            open(self.ledger, "a").close()
+            os.chmod(self.ledger, 0o666)
         self.problems = []
         self.want = {}  # run id -> the status history must show at the end
         self.groups = {}  # run id -> time group (history store)
@@ -123,11 +141,12 @@ class Store:
             return []
         return [r["id"] for r in runs_table(self.home)]
 
-    def cmd(self, args, want, env=None):
-        """Run an rbk command; want: the final status it should report
-        through its exit code. Returns the ids of the runs it created."""
+    def cmd(self, args, want, env=None, user=None):
+        """Run an rbk command (as user, see PEOPLE); want: the final status it
+        should report through its exit code. Returns the ids of the runs it
+        created."""
         before = set(self.ids())
-        p = rbk(args, self.home, env)
+        p = rbk(args, self.home, env, user=user)
         if p.returncode != RC[want]:
             self.problems.append(f"rbk {' '.join(args)} (env {env}): exit {p.returncode}, want {RC[want]} "
                                  f"({want}): {p.stdout[-300:]} {p.stderr[-300:]}")
@@ -136,15 +155,15 @@ class Store:
             self.groups[i] = self.group
         return new
 
-    def run(self, rb, *params, want="succeeded", env=None, extra=(), status=None):
+    def run(self, rb, *params, want="succeeded", env=None, extra=(), status=None, user=None):
         args = ["run", fx(rb)] + [a for kv in params for a in ("-p", kv)] + list(extra)
-        new = self.cmd(args, want, env)
+        new = self.cmd(args, want, env, user)
         if new:
             self.want[new[0]] = status or ("interrupted" if want == "killed" else want)
         return new[0] if new else 0
 
-    def then(self, args, want, run, status=None, env=None):
-        self.cmd(args, want, env)
+    def then(self, args, want, run, status=None, env=None, user=None):
+        self.cmd(args, want, env, user)
         self.want[run] = status or want
 
     def children(self, parent):
@@ -209,13 +228,14 @@ def build_rollback(s):
 def build_approvals(s):
     L = f"ledger={s.ledger}"
     r = s.run("approval", L, want="waiting")
-    s.then(["approve", str(r), "--comment", "looks fine", "--actor", "dana"], "succeeded", r)
+    s.then(["approve", str(r), "--comment", "looks fine"], "succeeded", r, user="rbk-carol")
     r = s.run("approval", L, "why=true", want="waiting")
     s.then(["reject", str(r), "--comment", "not now"], "failed", r)
-    r = s.run("approval", L, "who=alice", want="waiting")
-    s.then(["approve", str(r), "--actor", "alice"], "succeeded", r)
-    r = s.run("approval", L, "who=distinct", want="waiting")
-    s.then(["approve", str(r), "--actor", "erin@elsewhere"], "succeeded", r)
+    if PEOPLE:
+        r = s.run("approval", L, "who=alice", want="waiting", user="rbk-bob")
+        s.then(["approve", str(r)], "succeeded", r, user="rbk-alice")
+        r = s.run("approval", L, "who=distinct", want="waiting")
+        s.then(["approve", str(r)], "succeeded", r, user="rbk-bob")
     r = s.run("lock", L, want="waiting")
     s.then(["approve", str(r)], "succeeded", r)
 
@@ -307,21 +327,21 @@ def build_history(s):
     L = f"ledger={s.ledger}"
     s.group = 0
     s.run("kinds", L)
-    s.run("kinds", L, "mode=c", want="failed", extra=["--actor", "alice"])
-    s.run("edges", L, extra=["--actor", "bob"])
+    s.run("kinds", L, "mode=c", want="failed", user="rbk-alice")
+    s.run("edges", L, user="rbk-bob")
     time.sleep(1.25)
     s.group = 1
-    s.run("rollback", L, want="rolled_back", extra=["--actor", "alice"])
-    s.run("approval", L, want="waiting", extra=["--actor", "bob"])
+    s.run("rollback", L, want="rolled_back", user="rbk-alice")
+    s.run("approval", L, want="waiting", user="rbk-bob")
     s.run("interrupt", L, want="killed", env={"RBK_CRASH_POINT": "step.after_start:1"})
-    r = s.run("interrupt", L, want="killed", env={"RBK_CRASH_POINT": "step.after_start:1"}, extra=["--actor", "alice"])
+    r = s.run("interrupt", L, want="killed", env={"RBK_CRASH_POINT": "step.after_start:1"}, user="rbk-alice")
     s.then(["resume", str(r)], "needs_attention", r)
     time.sleep(1.25)
     s.group = 2
-    r = s.run("call-parent", L, extra=["--actor", "carol"])
+    r = s.run("call-parent", L, user="rbk-carol")
     for c in s.children(r):
         s.want[c] = "succeeded"
-    s.run("set", extra=["--actor", "carol"])
+    s.run("set", user="rbk-carol")
     s.run("kinds", L, "mode=b")
 
 
@@ -572,7 +592,7 @@ def seals(lab, store):
     # Seal a copy of the store at its head.
     shome, db = lab.copy(store)
     db.close()
-    p = rbk(["audit", "seal", "--git", repo, "--home", shome, "--actor", "auditor"])
+    p = rbk(["audit", "seal", "--git", repo, "--home", shome])
     check("rbk audit seal --git DIR commits the chain head", p.returncode == 0 and f"sealed event {n} " in p.stdout
           and os.path.isdir(os.path.join(repo, ".git")), f"exit {p.returncode}: {p.stdout} {p.stderr}")
     sealed_tpl = os.path.join(lab.root, "sealed.template.db")
@@ -842,17 +862,18 @@ def history(s):
 
     def expect(runbook=None, status=None, actor=None, since=None, until=None, limit=None):
         rs = [r for r in truth if (runbook is None or r["runbook"] == runbook) and (status is None or r["shown"] == status)
-              and (actor is None or r["actor"] == actor) and (since is None or r["t"] >= parse_t(since))
+              and (actor is None or r["actor"] == actor or ("@" not in actor and r["actor"].split("@")[0] == actor)) and (since is None or r["t"] >= parse_t(since))
               and (until is None or r["t"] < parse_t(until))]
         rs = sorted(rs, key=lambda r: -r["id"])
         return [r["id"] for r in rs[:limit]] if limit else [r["id"] for r in rs]
 
     filters = [dict(), dict(limit=3), dict(limit=1), dict(runbook="kinds"), dict(runbook="interrupt"), dict(runbook="call-child"),
-               dict(runbook="no-such-runbook"), dict(actor="alice"), dict(actor="bob"), dict(actor="carol"),
-               dict(actor=default_actor), dict(actor="alice", limit=2), dict(runbook="kinds", actor="alice")]
+               dict(runbook="no-such-runbook"), dict(actor="rbk-alice"), dict(actor="rbk-bob"), dict(actor="rbk-carol"),
+               dict(actor=default_actor), dict(actor=default_actor.split("@")[0]), dict(actor="rbk-alice", limit=2),
+               dict(runbook="kinds", actor="rbk-alice"), dict(actor="rbk-alice@elsewhere.example")]
     for st in ("succeeded", "failed", "rolled_back", "waiting", "needs_attention", "interrupted", "running"):
         filters.append(dict(status=st))
-    filters += [dict(since=b1), dict(until=b1), dict(since=b1, until=b2), dict(since=b2), dict(since=b1, until=b2, actor="alice"),
+    filters += [dict(since=b1), dict(until=b1), dict(since=b1, until=b2), dict(since=b2), dict(since=b1, until=b2, actor="rbk-alice"),
                 dict(since=b1, limit=2), dict(since=day), dict(until=day), dict(until=next_day), dict(since=next_day),
                 dict(since=minute), dict(since=b1, runbook="interrupt", status="needs_attention")]
     for f in filters:
@@ -872,10 +893,10 @@ def history(s):
         check(f"history {desc} --json: exactly the right runs, newest first", p.returncode == 0 and got == want and shown_ok,
               f"exit {p.returncode}: got {got}, want {want}" + ("" if shown_ok else f"; shown statuses: {p.stdout[:600]}"))
     # The text form lists the same runs.
-    p = rbk(["history", "--actor", "alice"], s.home)
+    p = rbk(["history", "--actor", "rbk-alice"], s.home)
     ids = [int(line.split()[0]) for line in p.stdout.splitlines()[1:] if line.strip()]
-    check("history --actor alice (text): the same runs as --json", p.returncode == 0 and ids == expect(actor="alice"),
-          f"{ids} vs {expect(actor='alice')}: {p.stdout}")
+    check("history --actor rbk-alice (text): the same runs as --json", p.returncode == 0 and ids == expect(actor="rbk-alice"),
+          f"{ids} vs {expect(actor='rbk-alice')}: {p.stdout}")
 
 
 def logs(stores):

@@ -68,7 +68,7 @@ def check(kind, n, tmp, first):
         fails.append(f"{where}: killed by signal {-p.returncode}: {p.stderr[-300:]}")
     if "Sanitizer" in p.stderr or "runtime error" in p.stderr:
         fails.append(f"{where}: sanitizer: {p.stderr[-500:]}")
-    if p.returncode not in (0, 1, 2, 3, 4, 5, -9):
+    if p.returncode not in (0, 1, 2, 3, 4, 5, 6, -9):
         fails.append(f"{where}: undocumented exit {p.returncode}")
     if p.returncode in (1, 5) and "rbk: error:" not in p.stderr and "failed" not in p.stdout:
         fails.append(f"{where}: exit {p.returncode} without a message")

@@ -42,7 +42,7 @@ RBK_CRASH_POINT=step.after_start:1 "$RBK" run "$TMP/k.yaml" >/dev/null 2>&1
 id=$("$RBK" history --limit 1 --json | sed -n 's/.*"run":\([0-9]*\).*/\1/p')
 leakfree "resume: needs attention" "$RBK" resume "$id"
 leakfree "resume --mark-step success, to the approval" "$RBK" resume "$id" --mark-step success
-leakfree "approve" "$RBK" approve "$id" --comment fine --actor someone
+leakfree "approve" "$RBK" approve "$id" --comment fine
 leakfree "status" "$RBK" status
 leakfree "show" "$RBK" show "$id"
 leakfree "history --json" "$RBK" history --json

@@ -448,7 +448,10 @@ static int dry(rbk_call *c) { (void)c; return 1; }
 #define S(x) {RBK_TYPE_STRING, {.str = {x, sizeof x - 1}}}
 int main(int argc, char **argv) {
 	(void)argc;
-	rbk_host h = {RBK_PLUGIN_ABI_MAJOR, RBK_PLUGIN_ABI_MINOR, sizeof h, out, outs, outi, outb, err, lg, arg, key, left, dry};
+	/* Designated: functions added to the table later stay NULL (this host lacks them). */
+	rbk_host h = {.abi_major = RBK_PLUGIN_ABI_MAJOR, .abi_minor = RBK_PLUGIN_ABI_MINOR, .struct_size = sizeof h,
+		      .set_output = out, .set_output_string = outs, .set_output_int = outi, .set_output_bool = outb,
+		      .set_error = err, .log = lg, .arg = arg, .idempotency_key = key, .time_left_ms = left, .dry_run = dry};
 	void *so = dlopen(argv[1], RTLD_NOW);
 	int (*init)(const rbk_host *, const rbk_plugin **) = so ? (int (*)(const rbk_host *, const rbk_plugin **))dlsym(so, "rbk_plugin_init") : NULL;
 	const rbk_plugin *p;

@@ -44,12 +44,12 @@ out=$("$RBK" run canary $(params) 2>&1); rc=$?
 grep -q "python -m quant_pipeline ingest-ohlcv --exchange binance --symbols BTC/USDT (cwd=$QP " "$SANDBOX/calls.log" \
 	&& grep -q '"/health/metrics"' "$SANDBOX/requests.jsonl" && ok "happy: OHLCV and metrics checked" || fail "happy: data/metrics" "$(cat "$SANDBOX/calls.log")"
 alerts | grep -q "quant_pipeline test alert" && ok "happy: the test alert arrived" || fail "happy: test alert" "$(alerts)"
-out=$("$RBK" approve 1 --actor someone-else --comment "alert received" 2>&1); rc=$?
+out=$("$RBK" approve 1 --comment "alert received" 2>&1); rc=$?
 [ $rc = 4 ] && waiting_at 1 approve_live && ok "happy: confirmed; the checklist passed, waits for the go-live approval" || fail "happy: go-live wait" "rc=$rc $out"
 grep -q "python -m tests.test_oms (cwd=$QP PYTHONPATH=src)" "$SANDBOX/calls.log" && grep -q "python kill-switch MAX_DD_DAILY=0.03 LATENCY_THRESHOLD_MS=500" "$SANDBOX/calls.log" \
 	&& ok "happy: OMS dry-run and kill-switch simulation ran" || fail "happy: oms/kill-switch" "$(cat "$SANDBOX/calls.log")"
 ! grep -q canary.sh "$SANDBOX/calls.log" && ok "happy: not live before the approval" || fail "happy: early go-live" ""
-out=$("$RBK" approve 1 --actor someone-else --comment "go" 2>&1); rc=$?; remember_loop
+out=$("$RBK" approve 1 --comment "go" 2>&1); rc=$?; remember_loop
 [ $rc = 0 ] && "$RBK" show 1 | grep -q succeeded && ok "happy: approved, live, exit 0" || fail "happy: live" "rc=$rc $out"
 grep -q "canary.sh MAX_NOTIONAL_PER_ORDER=50 MAX_TOTAL_NOTIONAL=200 MAX_DD_DAILY=0.03 LATENCY_THRESHOLD_MS=500 CANARY_ENV=$QP/canary.env" "$SANDBOX/calls.log" \
 	&& ok "happy: canary.sh started with the limits" || fail "happy: canary.sh" "$(cat "$SANDBOX/calls.log")"
@@ -60,9 +60,9 @@ stop_loops; sandbox_stop
 # --- Failure after going live: the metrics endpoint stops answering -> rollback plan. -------------
 setup after
 "$RBK" run canary $(params) -p prev_model_id=42 >/dev/null 2>&1
-"$RBK" approve 1 --actor someone-else >/dev/null 2>&1
+"$RBK" approve 1 >/dev/null 2>&1
 sandbox_state 's["health"] = {"metrics": "unhealthy"}'
-out=$("$RBK" approve 1 --actor someone-else 2>&1); rc=$?; remember_loop
+out=$("$RBK" approve 1 2>&1); rc=$?; remember_loop
 [ $rc = 1 ] && "$RBK" show 1 | grep -q failed && ok "after live: metrics fail, the run fails after the rollback plan (exit 1)" || fail "after live: exit" "rc=$rc $out"
 pid=$(loop_pid)
 [ -n "$pid" ] && ! alive "$pid" && grep -q "paused (SIGINT)" "$SANDBOX/loop.log" && ok "after live: the trading loop was paused (SIGINT)" || fail "after live: loop" "pid=$pid"
@@ -89,14 +89,14 @@ sandbox_stop
 setup killswitch
 mkdir -p "$SANDBOX/canary" && touch "$SANDBOX/canary/killswitch.fail"
 "$RBK" run canary $(params) >/dev/null 2>&1
-out=$("$RBK" approve 1 --actor someone-else 2>&1); rc=$?
+out=$("$RBK" approve 1 2>&1); rc=$?
 [ $rc = 1 ] && ! grep -q canary.sh "$SANDBOX/calls.log" && alerts | grep -q "OMS ok, kill-switch paused False, go-live approval not run" \
 	&& ok "kill-switch does not pause: not live, exit 1" || fail "kill-switch" "rc=$rc $out $(alerts)"
 sandbox_stop
 
 setup noalert
 "$RBK" run canary $(params) >/dev/null 2>&1
-out=$("$RBK" reject 1 --actor someone-else --comment "no alert arrived" 2>&1); rc=$?
+out=$("$RBK" reject 1 --comment "no alert arrived" 2>&1); rc=$?
 [ $rc = 1 ] && ! grep -q -e test_oms -e canary.sh "$SANDBOX/calls.log" && alerts | grep -q "confirmed failed" \
 	&& ok "test alert not received: not live, exit 1" || fail "no alert" "rc=$rc $out $(alerts)"
 sandbox_stop

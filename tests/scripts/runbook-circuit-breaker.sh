@@ -81,7 +81,7 @@ out=$("$RBK" run circuit-breaker $(params) -p level=global 2>&1); rc=$?
 "$RBK" show 1 | grep -q "called *run 2" && "$RBK" show 2 | grep -q "runbook *safe-mode" && ok "safe-mode runs as the called run 2" || fail "l3 call" "$("$RBK" show 1)"
 [ "$(st '"circuit breaker level 3: portfolio drawdown 12% since the HWM, intraday loss 3.5%" in s["alerts"][0]["text"]')" = True ] \
 	&& ok "the safe-mode alert carries the level-3 trigger" || fail "l3 alert" "$(st 's["alerts"]')"
-out=$("$RBK" approve 2 --actor someone-else 2>&1); rc=$?
+out=$("$RBK" approve 2 2>&1); rc=$?
 [ $rc = 0 ] && "$RBK" show 1 | grep -q "status *succeeded" && [ "$(st 's["kv"]["safe_mode"]["on"]')" = False ] && [ "$(flag risk:halt)" = safe-mode ] \
 	&& ok "exit approved: safe mode left, the breaker run succeeds, risk:halt stays until the next session" || fail "l3 approve" "rc=$rc $out"
 sandbox_stop

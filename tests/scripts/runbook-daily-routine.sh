@@ -223,7 +223,7 @@ for row in "2026-11-23T10:45:00Z ping 07:45" "2026-11-23T11:00:00Z clock_sync 08
 	tick "$1" --ticks 1 # the row's minute and the next one
 	now=$(nruns)
 	info=$(runinfo "$now" 2>&1)
-	if [[ $SRC == 0 && $now == $((runs + 1)) && $info == "$2 scheduler "* ]]; then
+	if [[ $SRC == 0 && $now == $((runs + 1)) && $info == "$2 $(principal) "* ]]; then # the scheduler's user
 		ok "scheduler at $1 ($3 BRT) and a minute later: exactly one run, task=$2"
 	else
 		fail "scheduler at $1 ($3 BRT)" "exit $SRC, runs $runs -> $now, last: $info; $(printf '%s' "$SOUT" | tail -2 | tr '\n' ' ')"

@@ -50,8 +50,8 @@ grep -q "docker run -d --name mt5_api-v1.1.0 --network mt5_network -p 8002:8000 
 	&& ok "happy: the new instance was started beside the old one on port 8002" || fail "happy: docker run" "$(cat "$SANDBOX/calls.log")"
 [ "$(requests api_new)" = 3 ] && [ "$(requests api_new_predict)" = 1 ] && ok "happy: 3 health checks and a smoke test of the new instance" \
 	|| fail "happy: health checks" "$(requests api_new) $(requests api_new_predict)"
-out=$("$RBK" approve 1 --actor someone-else --comment "go" 2>&1); rc=$?
-[ $rc = 0 ] && "$RBK" show 1 | grep -q succeeded && ok "happy: approved by someone else, the run succeeds" || fail "happy: approve" "rc=$rc $out"
+out=$("$RBK" approve 1 --comment "go" 2>&1); rc=$?
+[ $rc = 0 ] && "$RBK" show 1 | grep -q succeeded && ok "happy: approved, the run succeeds" || fail "happy: approve" "rc=$rc $out"
 [ "$(cat "$SANDBOX/ACTIVE_VERSION")" = v1.1.0 ] && ok "happy: the active version is v1.1.0 (switched)" || fail "happy: switch" "$(cat "$SANDBOX/ACTIVE_VERSION")"
 [ "$(cat "$SANDBOX/docker/mt5_api-v1.0.0.status" 2>/dev/null)" = stop ] && ! grep -q "docker stop mt5_api-v1.1.0" "$SANDBOX/calls.log" \
 	&& ok "happy: the old instance was stopped, the new one kept" || fail "happy: stop old" "$(cat "$SANDBOX/calls.log")"
@@ -59,7 +59,7 @@ grep -Eq "^[0-9]+ deploy v1.0.0 -> v1.1.0 run=1 actor=" "$SANDBOX/releases.log" 
 	|| fail "happy: release log" "$(cat "$SANDBOX/releases.log" 2>&1)"
 a=$(alerts)
 [[ $a == *"v1.1.0 started"* && $a == *"v1.1.0 done"* && $a != *FAILED* && $a != *"ROLLED BACK"* ]] && ok "happy: start and done announced, no alarm" || fail "happy: alerts" "$a"
-"$RBK" log 1 | grep -q "someone-else" && ok "happy: the approver is in the run's log" || fail "happy: approver logged" ""
+"$RBK" log 1 | grep -q "approved by $(principal)" && ok "happy: the approver (the OS user) is in the run's log" || fail "happy: approver logged" ""
 "$RBK" log 1 --json | grep -q "$SANDBOX_URL/alert" && fail "happy: the webhook (a secret) is not recorded" "found in the log" || ok "happy: the webhook (a secret) is not recorded"
 sandbox_stop
 
@@ -105,7 +105,7 @@ sandbox_stop
 # --- The approval is rejected: same as a failure before the switch. -------------------------------
 setup reject
 "$RBK" run deploy $(params) >/dev/null 2>&1
-out=$("$RBK" reject 1 --actor someone-else --comment "not today" 2>&1); rc=$?
+out=$("$RBK" reject 1 --comment "not today" 2>&1); rc=$?
 [ $rc = 1 ] && [ "$(cat "$SANDBOX/ACTIVE_VERSION")" = v1.0.0 ] && [ "$(head_tag)" = v1.0.0 ] && ! grep -q "mt5_api-v1.0.0" "$SANDBOX/calls.log" \
 	&& ok "rejected: no switch, checkout restored, run failed" || fail "rejected" "rc=$rc $out $(cat "$SANDBOX/calls.log")"
 sandbox_stop

@@ -6,7 +6,8 @@
 #    exchange (an orphan recovered as RECOVERED_ORPHAN, a phantom removed
 #    with a CRITICAL alert, a divergent quantity taken from the exchange, a
 #    zero position ignored); paper trading verified; the recovery point and
-#    time reported; go-live approved by someone other than the launcher;
+#    time reported; go-live approved by someone other than the launcher
+#    (another OS user, rbk-bob);
 #  - live trading unhealthy after the switch: rolled back to paper (exit 3);
 #  - go-live rejected: stays in paper (exit 1);
 #  - unhealthy during the paper verification: alert, no approval (exit 1);
@@ -16,6 +17,15 @@
 trap 'sandbox_stop; rm -rf "$TMP"' EXIT
 export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 FIX="$RBK_ROOT/tests/sandbox/extra/db-restore/sqlitefix.py"
+# Going live is decided by someone other than the launcher: rbk run as
+# another OS user (root only: tests/scripts/lib.bash), on the case's files,
+# theirs too.
+people rbk-bob && chmod 755 "$TMP"
+bob() { # bob CASE ARGS...: rbk as rbk-bob
+	chmod -R a+rwX "$TMP/$1"
+	shift
+	as_user rbk-bob "$RBK" "$@"
+}
 
 setup() { # setup CASE: the bot's state (3 positions), backups 12 and 2 minutes old
 	export RBK_HOME="$TMP/$1/home"
@@ -36,9 +46,9 @@ setup() { # setup CASE: the bot's state (3 positions), backups 12 and 2 minutes 
 		{"symbol": "XRPUSDT", "qty": 100, "entry_price": 0.5},
 		{"symbol": "ADAUSDT", "qty": 0}]}'
 }
-run_it() { # run_it VERIFY_FOR: launched by alice, the incident detected 10 minutes ago
+run_it() { # run_it VERIFY_FOR: the incident detected 10 minutes ago
 	incident=$(($(date +%s) - 600))
-	"$RBK" run dr-restore --actor alice -p db="$D/portfolio.db" -p backups_dir="$B" -p report_dir="$R" \
+	"$RBK" run dr-restore -p db="$D/portfolio.db" -p backups_dir="$B" -p report_dir="$R" \
 		-p systemctl="$SANDBOX_BIN/systemctl" -p mode_file="$M" -p exchange_url="$SANDBOX_URL/exchange" \
 		-p health_url="$SANDBOX_URL/health/trading-bot" -p verify_for="$1" -p incident_start=$incident -p live_retries=0 2>&1
 }
@@ -86,17 +96,17 @@ rp=$(date -u -d "$stamp" +%Y-%m-%dT%H:%M:%SZ)
 out=$("$RBK" run db-corruption -p db="$D/portfolio.db" -p systemctl="$SANDBOX_BIN/systemctl" 2>&1); rc=$?
 [ $rc = 1 ] && [[ $out == *"sqlite:$D/portfolio.db"* ]] && [ "$(cat "$SANDBOX/calls.log" | wc -l)" = 2 ] \
 	&& ok "the DR run holds the lock sqlite:<db>: a db-corruption run on it is refused" || fail "lock" "rc=$rc $out"
-out=$("$RBK" approve 1 --actor alice 2>&1); rc=$?
+out=$("$RBK" approve 1 2>&1); rc=$?
 [ $rc = 2 ] && [ "$(status 1)" = waiting ] && [ "$(cat "$M")" = TRADING_MODE=PAPER_TRADING ] \
 	&& ok "the launcher may not approve going live (exit 2)" || fail "distinct" "rc=$rc $out"
-out=$("$RBK" approve 1 --actor bob --comment "reconciliation checked" 2>&1); rc=$?
+out=$(bob happy approve 1 --comment "reconciliation checked" 2>&1); rc=$?
 [ $rc = 0 ] && [ "$(status 1)" = succeeded ] && ok "approved by bob: the run succeeds" || fail "approve" "rc=$rc $out"
 [ "$(cat "$M")" = TRADING_MODE=LIVE_TRADING ] && [ "$(tail -1 "$SANDBOX/calls.log")" = "systemctl restart trading-bot.service" ] \
 	&& [ "$(cat "$SANDBOX/systemd/trading-bot.service.state")" = active ] \
 	&& ok "the bot restarted in LIVE_TRADING" || fail "live" "$(cat "$M" "$SANDBOX/calls.log")"
 alerts | grep -q "Sistema Restaurado e Operacional: .*recovery point $rp (1[0-4][0-9] s of data lost), recovery time 6[0-5][0-9] s" \
 	&& ok "'Sistema Restaurado e Operacional' sent with the recovery point and time" || fail "restored notice" "$(alerts)"
-"$RBK" log 1 | grep -q "bob" && ok "the approval is recorded with who gave it" || fail "approval log" ""
+"$RBK" log 1 | grep -q "approved by $(principal rbk-bob)" && ok "the approval is recorded with who gave it" || fail "approval log" ""
 "$RBK" log 1 --json | grep -q "$SANDBOX_URL/alert" && fail "the webhook (a secret) is not recorded" "found in the log" || ok "the webhook (a secret) is not recorded"
 sandbox_stop
 
@@ -105,7 +115,7 @@ setup rollback
 out=$(run_it 0s); rc=$?
 [ $rc = 4 ] || fail "rollback case setup" "rc=$rc $out"
 sandbox_state 's["health"] = {"trading-bot": "degraded"}'
-out=$("$RBK" approve 1 --actor bob 2>&1); rc=$?
+out=$(bob rollback approve 1 2>&1); rc=$?
 [ $rc = 3 ] && [ "$(status 1)" = rolled_back ] && ok "unhealthy in LIVE_TRADING: the switch was rolled back (exit 3, rolled_back)" || fail "rollback" "rc=$rc $(status 1) $out"
 [ "$(cat "$M")" = TRADING_MODE=PAPER_TRADING ] && [ "$(grep -c "restart trading-bot.service" "$SANDBOX/calls.log")" = 2 ] \
 	&& ok "the undo wrote PAPER_TRADING back and restarted the bot" || fail "undo" "$(cat "$M" "$SANDBOX/calls.log")"
@@ -115,7 +125,7 @@ sandbox_stop
 # 3. Going live is rejected: the bot stays in paper.
 setup reject
 out=$(run_it 0s); rc=$?
-out=$("$RBK" reject 1 --actor bob --comment "positions need a closer look" 2>&1); rc=$?
+out=$(bob reject reject 1 --comment "positions need a closer look" 2>&1); rc=$?
 [ $rc = 1 ] && [ "$(status 1)" = failed ] && [ "$(cat "$M")" = TRADING_MODE=PAPER_TRADING ] && ! grep -q restart "$SANDBOX/calls.log" \
 	&& ok "go-live rejected: stays in PAPER_TRADING, run failed (exit 1)" || fail "reject" "rc=$rc $(status 1) $out"
 alerts | grep -q "going live was not approved; trading-bot.service stays in PAPER_TRADING" && [ -e "$R/dr-restore-1.json" ] \

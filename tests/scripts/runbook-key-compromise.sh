@@ -3,7 +3,7 @@
 # every listed key revoked, a trade-only key created and installed in a 0600
 # secret store without its secret entering the record, the access log
 # scanned, the incident documented, the exit approved by someone other than
-# the launcher, safe mode left), a revocation that fails (critical alert,
+# the launcher - another OS user, rbk-bob - safe mode left), a revocation that fails (critical alert,
 # still in safe mode, no new key), a new key that can withdraw (revoked at
 # once, escalation), and a rejected exit.
 . "$(dirname "$0")/lib.bash"
@@ -12,6 +12,14 @@ PY=$(command -v /usr/bin/python3 || command -v python3) # a pyenv shim costs 0.5
 PROXY_PID=
 trap '[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null; sandbox_stop; rm -rf "$TMP"' EXIT
 export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
+# The exit is answered by someone other than the launcher: rbk run as another
+# OS user (root only: tests/scripts/lib.bash), on the case's files, theirs too.
+people rbk-bob && chmod 755 "$TMP"
+bob() { # bob CASE ARGS...: rbk as rbk-bob
+	chmod -R a+rwX "$TMP/$1"
+	shift
+	as_user rbk-bob "$RBK" "$@"
+}
 
 setup() { # setup CASE: two live keys (one can withdraw), open orders, an access log, an old secret store
 	export RBK_HOME="$TMP/$1/home"
@@ -63,8 +71,9 @@ grep -q "access log $SANDBOX/access.log: 3 requests with a compromised key, 2 fr
 	&& ok "the incident is documented with the access log findings" || fail "incident log" "$(cat "$SANDBOX/incident_log.md" 2>&1)"
 out=$("$RBK" approve 1 2>&1); rc=$?
 [ $rc = 2 ] && [[ $out == *"needs someone else"* ]] && ok "the launcher may not approve the exit (exit 2)" || fail "distinct" "rc=$rc $out"
-out=$("$RBK" approve 1 --actor someone-else --comment "incident resolved" 2>&1); rc=$?
-[ $rc = 0 ] && [ "$(st 's["kv"]["safe_mode"]["on"]')" = False ] && ok "approved by someone else: safe mode left, exit 0" \
+out=$(bob happy approve 1 --comment "incident resolved" 2>&1); rc=$?
+[ $rc = 0 ] && [ "$(st 's["kv"]["safe_mode"]["on"]')" = False ] && "$RBK" log 1 | grep -q "approved by $(principal rbk-bob)" \
+	&& ok "approved by someone else (rbk-bob): safe mode left, exit 0" \
 	|| fail "approve" "rc=$rc $out $(st 's["kv"]')"
 [ "$(st '"safe mode OFF" in s["alerts"][-1]["text"]')" = True ] && ok "the channel is told operations resume" || fail "resume alert" "$(st 's["alerts"]')"
 sandbox_stop
@@ -102,6 +111,6 @@ sandbox_stop
 # The exit is rejected.
 setup reject
 "$RBK" run key-compromise $(params) >/dev/null 2>&1
-out=$("$RBK" reject 1 --actor someone-else --comment "unknown IP still under investigation" 2>&1); rc=$?
+out=$(bob reject reject 1 --comment "unknown IP still under investigation" 2>&1); rc=$?
 [ $rc = 1 ] && [ "$(st 's["kv"]["safe_mode"]["on"]')" = True ] && [ "$(st '"NOT authorised" in s["alerts"][-1]["text"]')" = True ] \
 	&& ok "exit rejected: stays in safe mode, exit 1" || fail "reject" "rc=$rc $out"

@@ -29,17 +29,17 @@ out=$("$RBK" run safe-mode $(params) 2>&1); rc=$?
 [ "$(st 'len([a for a in s["alerts"] if a["severity"] == "critical"])')" = 2 ] \
 	&& [ "$(st '"3 open orders cancelled, 1 positions kept open" in s["alerts"][1]["text"]')" = True ] \
 	&& ok "critical alerts: safe mode on, then the report (3 orders cancelled, 1 position kept)" || fail "alerts" "$(st 's["alerts"]')"
-out=$("$RBK" approve 1 --actor someone-else --comment "root cause fixed" 2>&1); rc=$?
+out=$("$RBK" approve 1 --comment "root cause fixed" 2>&1); rc=$?
 [ $rc = 0 ] && ok "the exit approved by someone: the run succeeds" || fail "approve exit" "rc=$rc $out"
 [ "$(st 's["kv"]["safe_mode"]["on"]')" = False ] && ok "the safe_mode flag is cleared after the approval" || fail "flag cleared" "$(st 's["kv"]')"
 [ "$(st '"safe mode OFF" in s["alerts"][-1]["text"]')" = True ] && ok "the channel is told safe mode is off" || fail "off alert" "$(st 's["alerts"]')"
-"$RBK" log 1 | grep -q "approval_decided.*someone-else" && ok "the log records who approved" || fail "log approver" "$("$RBK" log 1)"
+"$RBK" log 1 | grep -q "approval_decided.*approved by $(principal)" && ok "the log records who approved (the OS user)" || fail "log approver" "$("$RBK" log 1)"
 sandbox_stop
 
 # The exit is rejected: the system stays in safe mode.
 setup reject
 "$RBK" run safe-mode $(params) >/dev/null 2>&1
-out=$("$RBK" reject 1 --actor someone-else --comment "not yet" 2>&1); rc=$?
+out=$("$RBK" reject 1 --comment "not yet" 2>&1); rc=$?
 [ $rc = 1 ] && [ "$(st 's["kv"]["safe_mode"]["on"]')" = True ] && [ "$(st '"stays ON" in s["alerts"][-1]["text"]')" = True ] \
 	&& ok "exit rejected: stays in safe mode, alert, exit 1" || fail "reject" "rc=$rc $out $(st 's')"
 sandbox_stop

@@ -79,15 +79,16 @@ bgwait() { # bgwait PID NAME: its exit code in BRC
 }
 
 # --- 2. decisions of one tick ------------------------------------------------
-# An entry due now fires once, as actor scheduler, with the entry's params.
+# An entry due now fires once, as the user running the scheduler, with the
+# entry's params.
 new daemon/hourly.yaml
 once 2026-06-01T10:00:20Z
 [[ $RC == 0 && $(py 'fires("hourly")') == '[["2026-06-01T10:00:00Z","fired",null]]' && $(py 'nruns()') == 1 ]]
 t $? "an entry due now (20 s late, catch_up 0) fires once: one fire 'fired', one run" "$(why) $(py 'fires()')"
 run=$(py 'fire("hourly", "2026-06-01T10:00:00Z")["run"]')
 r show "$run" --json
-[[ $(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["actor"], d["status"], json.dumps(d["params"], sort_keys=True), d["provenance"]["schedule"]["nominal"])') == 'scheduler succeeded {"mode": "b", "n": 3} 2026-06-01T10:00:00Z' ]]
-t $? "the fired run has actor scheduler, the entry's params {mode: b, n: 3} (typed) and its nominal time" "$(why)"
+[[ $(printf '%s' "$OUT" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["actor"], d["status"], json.dumps(d["params"], sort_keys=True), d["provenance"]["schedule"]["nominal"])') == "$(principal)"' succeeded {"mode": "b", "n": 3} 2026-06-01T10:00:00Z' ]]
+t $? "the fired run has the scheduler's user as actor, the entry's params {mode: b, n: 3} (typed) and its nominal time" "$(why)"
 [[ $(py 'meta("scheduler.last_tick")') == 2026-06-01T10:00:20Z ]]
 t $? "a tick records meta scheduler.last_tick = its time" "$(py 'rows("select * from meta")')"
 once 2026-06-01T10:00:50Z

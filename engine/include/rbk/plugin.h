@@ -116,7 +116,7 @@ typedef struct {
 enum { RBK_LOG_DEBUG = 0, RBK_LOG_INFO = 1, RBK_LOG_WARN = 2, RBK_LOG_ERROR = 3 };
 
 /* Functions the host offers. Check struct_size before using a function
- * added after ABI 1.0 (none yet). */
+ * added after ABI 1.0 (RBK_HOST_HAS below): an older rbk lacks it. */
 typedef struct {
 	unsigned abi_major, abi_minor;
 	size_t struct_size;
@@ -146,7 +146,21 @@ typedef struct {
 	int64_t (*time_left_ms)(rbk_call *call);
 	/* 1 when the run is a dry run (plan only). */
 	int (*dry_run)(rbk_call *call);
+	/* Added after ABI 1.0. A process group the action started for a
+	 * program (setpgid): rbk kills it with the action when rbk dies, and
+	 * before an interrupted attempt of the step runs again or is decided
+	 * on. Call it after fork, before the program runs anything. Returns 0,
+	 * or -1 when the group cannot be tracked (do not run the program). */
+	int (*add_process_group)(rbk_call *call, int64_t pgid);
+	/* Added after ABI 1.0. The most bytes of one string output the host
+	 * keeps (RBK_MAX_OUTPUT, default 1 MiB): a longer one is cut to fit,
+	 * ending with "\n[rbk: output cut at K of N bytes]". A plugin that
+	 * reads something large need not read or keep more than this. */
+	size_t (*output_limit)(rbk_call *call);
 } rbk_host;
+
+/* 1 when the host table h offers fn, a function added after ABI 1.0. */
+#define RBK_HOST_HAS(h, fn) ((h)->struct_size >= offsetof(rbk_host, fn) + sizeof((h)->fn) && (h)->fn != NULL)
 
 /* What the plugin was built with; read by the host before anything runs. */
 typedef struct {
