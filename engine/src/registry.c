@@ -687,8 +687,12 @@ static void h_set_output(rbk_call *c, const char *name, const rbk_value *v)
 	if (!name)
 		return;
 	const rbk_val *old = rbk_val_map_get(&c->outputs, name);
-	if (old)
-		c->out_left += strlen(name) + val_cost(old); /* replaced: its room is free again */
+	if (old) {
+		/* Replaced: its room is free again. */
+		c->out_left += strlen(name) + val_cost(old);
+		if (c->out_left > rbk_reg_outputs_budget())
+			c->out_left = rbk_reg_outputs_budget();
+	}
 	rbk_val cut = rbk_val_list();
 	rbk_val kept = rbk_val_null();
 	size_t kl = strlen(name);

@@ -73,6 +73,12 @@ void rbk_runview_event_line(FILE *out, const rbk_store_event *ev)
 				fprintf(out, ": %s", s_of(res, "error"));
 			if (s_of(res, "marked_by"))
 				fprintf(out, " (marked by %s)", s_of(res, "marked_by"));
+			const rbk_val *cut = rbk_val_map_get(res, "cut"); /* outputs the host cut (registry.h) */
+			for (size_t i = 0; cut && cut->t == RBK_V_LIST && i < cut->u.list.n; i++)
+				if (cut->u.list.items[i].t == RBK_V_STR)
+					fprintf(out, "%s%s", i ? ", " : " (output cut: ", cut->u.list.items[i].u.s.s);
+			if (cut && cut->t == RBK_V_LIST && cut->u.list.n)
+				fputc(')', out);
 		}
 	} else if (!strcmp(k, "undo_finished"))
 		fprintf(out, "%s %s%s%s", st, s_of(&d, "status"), s_of(&d, "error") ? ": " : "",

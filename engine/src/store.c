@@ -370,13 +370,12 @@ static const char *io_what(int rc)
 
 /* Why path (the store's file) cannot be written, from the file system: the
  * file itself, or its directory, where SQLite creates rbk.db-wal and
- * rbk.db-shm. Writes "PATH: reason" into buf; 0 when nothing is found. */
+ * rbk.db-shm. Writes "PATH: reason" into buf; 0 when nothing is found.
+ * Asks with faccessat, never by opening: closing a descriptor of a file
+ * would drop the POSIX locks SQLite holds on it in this process. */
 static int why_unwritable(const char *path, char *buf, size_t n)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd >= 0)
-		close(fd);
-	else if (errno != ENOENT) {
+	if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0 && errno != ENOENT) {
 		snprintf(buf, n, "%s: %s", path, strerror(errno));
 		return 1;
 	}
@@ -390,9 +389,7 @@ static int why_unwritable(const char *path, char *buf, size_t n)
 	}
 	for (int i = 0; i < 2 && !found; i++) {
 		char *side = rbk_xasprintf("%s%s", path, i ? "-shm" : "-wal");
-		if ((fd = open(side, O_RDWR | O_CLOEXEC)) >= 0)
-			close(fd);
-		else if (errno != ENOENT) {
+		if (faccessat(AT_FDCWD, side, W_OK, AT_EACCESS) < 0 && errno != ENOENT) {
 			snprintf(buf, n, "%s: %s", side, strerror(errno));
 			found = 1;
 		}

@@ -24,9 +24,11 @@ if ! people rbk-alice rbk-bob rbk-carol; then
 	ok "actor: skipped (needs root, to run rbk as several users)"
 	exit 0
 fi
+chmod 755 "$TMP" # the users reach the shared directories below
+reachable rbk-alice || fail "the users can run rbk" "$RBK"
+cp -r "$FX" "$TMP/fx" && chmod -R a+rX "$TMP/fx" && FX=$TMP/fx # wherever the tree is
 HOST=$(hostname)
 A=rbk-alice@$HOST B=rbk-bob@$HOST C=rbk-carol@$HOST
-chmod 755 "$TMP" # the users reach the shared directories below
 
 t() { # t STATUS NAME WHY
 	if [[ $1 == 0 ]]; then ok "$2"; else fail "$2" "$3"; fi

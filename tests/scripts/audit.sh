@@ -12,7 +12,7 @@
 # The runs of several people are runs by several OS users (root only).
 . "$(dirname "$0")/lib.bash"
 cd "$RBK_ROOT"
-if people rbk-alice rbk-bob rbk-carol; then
+if people rbk-alice rbk-bob rbk-carol && as_user rbk-alice test -x "$RBK" -a -r "$RBK_ROOT/tests/fixtures/run/approval.yaml"; then
 	chmod 755 "$TMP"
 	export RBK_TEST_PEOPLE=1
 fi

@@ -266,6 +266,9 @@ t $? "sqlite.query of a 30 MB value succeeds and stores little (under 4 MB)" "ex
 	$(q 1 'res("q")["cut"]') == "['rows.0.v']" && $(q 1 'res("q")["out"]["rows"][1]') == "{'id': 2, 'v': 'small'}" ]]
 t $? "the value is cut to 1 MiB with its marker, the step's cut lists rows.0.v, the other row is whole" \
 	"$(q 1 "len($V)") bytes, ends $(q 1 "repr($V[-60:])"); cut $(q 1 'res("q").get("cut")')"
+OUT=$("$RBK" log 1 2>&1)
+[[ $OUT == *"step_finished      q attempt 1 ok "*"s (output cut: rows.0.v)"* ]]
+t $? "rbk log says which output was cut" "$(printf '%s' "$OUT" | grep step_finished)"
 
 # Any plugin (here the test kit's echo): with RBK_MAX_OUTPUT=2048 a long
 # string is cut to 2048 bytes, its marker included; the scalars set after

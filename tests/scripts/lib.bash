@@ -42,3 +42,19 @@ shared() {
 }
 # principal [USER]: what rbk records for USER (default: the current user).
 principal() { echo "$(id -un "${1:-$(id -un)}")@$(hostname)"; }
+# reachable USER: USER can run $RBK and its plugins; when the tree is
+# private (a checkout in a home directory), RBK and RBK_PLUGIN_PATH point
+# at copies in $TMP instead. Returns 1 when neither works.
+reachable() {
+	as_user "$1" test -x "$RBK" && return 0
+	local d=$TMP/tree p i=0 path=
+	mkdir -p "$d" && chmod 755 "$TMP" "$d" && cp "$RBK" "$d/rbk" || return 1
+	IFS=: read -ra dirs <<<"${RBK_PLUGIN_PATH:-$RBK_ROOT/build/plugins}"
+	for p in "${dirs[@]}"; do
+		[ -d "$p" ] && cp -r "$p" "$d/plugins$i" && path+="${path:+:}$d/plugins$i"
+		i=$((i + 1))
+	done
+	chmod -R a+rX "$d"
+	export RBK=$d/rbk RBK_PLUGIN_PATH=$path
+	as_user "$1" test -x "$RBK"
+}

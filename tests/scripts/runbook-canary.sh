@@ -2,7 +2,7 @@
 # runbooks/canary.yaml in the sandbox, with stand-ins for quant_pipeline's
 # Python and ./bin/canary.sh (tests/sandbox/extra/canary): the happy path
 # (limits written, every pre-live item run, test alert confirmed, go-live
-# approved by someone else, the loop running), a failure after going live
+# approved, the loop running), a failure after going live
 # (metrics stop answering: rollback plan - loop paused, cancel_all, previous
 # champion restored, alert), and failures before going live (missing data,
 # the kill-switch does not pause, the test alert not confirmed).

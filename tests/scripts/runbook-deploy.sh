@@ -1,7 +1,7 @@
 #!/bin/bash
 # runbooks/deploy.yaml in the sandbox, against a real git remote with tags
 # v1.0.0 and v1.1.0 (v1.1.0 made after the deploy checkout was cloned, so the
-# fetch must bring it): the happy path (approval answered by someone else,
+# fetch must bring it): the happy path (approval answered,
 # switch, old instance stopped, release log), a failure after the switch
 # (the live health check fails: rolled back, exit 3, everything back at
 # v1.0.0), a failure before the switch (the new instance is unhealthy: no
@@ -40,7 +40,7 @@ head_tag() { git -C "$W" describe --tags --exact-match HEAD 2>/dev/null; }
 alerts() { python3 -c 'import json,sys; print("\n".join(a["text"] for a in json.load(open(sys.argv[1])).get("alerts", [])))' "$SANDBOX/state.json"; }
 requests() { grep -c "\"path\": \"/health/$1\"" "$SANDBOX/requests.jsonl"; }
 
-# --- Happy path: approval answered by someone else, switch, old stopped, release logged. ----------
+# --- Happy path: approval answered, switch, old stopped, release logged. ----------
 setup happy
 out=$(HC=3; "$RBK" run deploy $(params) 2>&1); rc=$?
 [ $rc = 4 ] && "$RBK" show 1 | grep -q approve_live && ok "happy: the run waits for the approval before the switch (exit 4)" || fail "happy: waits for approval" "rc=$rc $out"

@@ -20,7 +20,7 @@ FIX="$RBK_ROOT/tests/sandbox/extra/db-restore/sqlitefix.py"
 # Going live is decided by someone other than the launcher: rbk run as
 # another OS user (root only: tests/scripts/lib.bash), on the case's files,
 # theirs too.
-people rbk-bob && chmod 755 "$TMP"
+people rbk-bob && chmod 755 "$TMP" && reachable rbk-bob
 bob() { # bob CASE ARGS...: rbk as rbk-bob
 	chmod -R a+rwX "$TMP/$1"
 	shift

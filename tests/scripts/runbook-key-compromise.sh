@@ -14,7 +14,7 @@ trap '[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null; sandbox_stop; rm -rf
 export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 # The exit is answered by someone other than the launcher: rbk run as another
 # OS user (root only: tests/scripts/lib.bash), on the case's files, theirs too.
-people rbk-bob && chmod 755 "$TMP"
+people rbk-bob && chmod 755 "$TMP" && reachable rbk-bob
 bob() { # bob CASE ARGS...: rbk as rbk-bob
 	chmod -R a+rwX "$TMP/$1"
 	shift
