@@ -1602,11 +1602,14 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 		err->code = RBK_EXIT_WAITING;
 		rc = -1;
 	}
-	if (rc == 0) {
+	/* A step marked failed with no failure edge ends the run there: nothing
+	 * is left to resume. */
+	bool ended = rc == 0 && rbk_rs_terminal(&r.rs);
+	if (rc == 0 && !ended) {
 		rc = emit(&r, "run_status", map2("status", rbk_val_str("running"), "reason", rbk_val_str("resumed")), err);
 		rbk_ui_note(ip->ui, run_id, "resumed by %s in %s", ip->actor, r.rs.current);
 	}
-	if (rc == 0)
+	if (rc == 0 && !ended)
 		rc = drive(&r, err);
 	if (rc < 0) {
 		drop_uncommitted(ip);

@@ -263,3 +263,34 @@ t $? "a plugin whose init exits the process: refused (exit status 7 named), rbk 
 RBK_CRASHINIT=no r run "$TMP/uses.yaml" --home "$TMP/hp"
 [[ $RC == 0 ]] && clean
 t $? "the same plugin with an init that returns: loaded, its action runs" "$(why)"
+
+# --- a step marked failed with no failure edge ends the run; nothing resumes it
+cat >"$TMP/noedge.yaml" <<'EOF2'
+rbk: 1
+name: noedge
+params:
+  ledger: {type: string}
+start: work
+states:
+  work:
+    do: testkit.ledger
+    with: {file: "{{ params.ledger }}", label: work}
+    next: after
+  after:
+    do: testkit.ledger
+    with: {file: "{{ params.ledger }}", label: after}
+    next: done
+  done: {end: success}
+EOF2
+RBK_CRASH_POINT=step.after_start:1 r run "$TMP/noedge.yaml" -p ledger="$TMP/ne-ledger" --home "$TMP/hn"
+r resume 1 --home "$TMP/hn"
+resumed() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from events where kind=? and data like ?", ("run_status", "%resumed%")).fetchone()[0])' "$TMP/hn/rbk.db" 2>&1; }
+before=$(resumed)
+r resume 1 --mark-step failure --home "$TMP/hn"
+st=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select status from runs where id=1").fetchone()[0])' "$TMP/hn/rbk.db")
+after=$(resumed)
+[[ $RC == 1 && $st == failed && $after == "$before" && ! -s "$TMP/ne-ledger" ]] && clean
+t $? "--mark-step failure without a failure edge: the run ends failed (exit 1), no 'resumed' recorded, nothing runs after" "$(why); status $st; resumed $before then $after"
+r resume 1 --home "$TMP/hn"
+[[ $RC == 2 && $ERR == *"has ended (failed)"* ]]
+t $? "resuming it again: refused, the run has ended" "$(why)"
