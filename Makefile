@@ -22,8 +22,8 @@ LDLIBS   := $(PKG_LIBS) -lm -ldl
 
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-ENGINE_SRC := $(wildcard engine/src/*.c)
-LIB_SRC    := $(filter-out engine/src/main.c,$(ENGINE_SRC))
+ENGINE_SRC := $(wildcard engine/src/*/*.c)
+LIB_SRC    := $(filter-out engine/src/cli/main.c,$(ENGINE_SRC))
 OBJ        := $(ENGINE_SRC:engine/src/%.c=build/obj/%.o)
 SAN_OBJ    := $(ENGINE_SRC:engine/src/%.c=build/san/%.o)
 SAN_LIB    := $(LIB_SRC:engine/src/%.c=build/san/%.o)
@@ -43,7 +43,7 @@ TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 .PHONY: all test crashtest unit install deps clean example soak demo bench fuzz valgrind
 all: build/rbk $(PLUGIN_SO)
 
-build/obj/%.o: engine/src/%.c $(wildcard engine/src/*.h)
+build/obj/%.o: engine/src/%.c $(wildcard engine/src/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -69,7 +69,7 @@ build/test-plugins/rbk-%.so: tests/plugins/%/*.c engine/include/rbk/plugin.h
 	$(CC) $(CSTD) $(WARN) $(CFLAGS) -Iengine/include -fPIC -shared -o $@ $(filter %.c,$^)
 
 # The test build: the same sources under ASan and UBSan.
-build/san/%.o: engine/src/%.c $(wildcard engine/src/*.h)
+build/san/%.o: engine/src/%.c $(wildcard engine/src/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c $< -o $@
 

@@ -3,7 +3,7 @@
 
 rbk creates the empty store (its own schema and migrations); this script
 then inserts runs, steps, sources and events directly with sqlite3, each
-event chained with the store's exact rule (engine/src/store.c chain_hash):
+event chained with the store's exact rule (engine/src/store/sqlite.c chain_hash):
 
     hash = SHA-256(prev_hash || seq "\n" run_id "\n" at "\n" actor "\n" kind "\n" data)
 

@@ -1,6 +1,6 @@
 -- rbk store, schema version 1 (SQLite).
 --
--- engine/src/store.c embeds this text as migration 1 and records it in
+-- engine/src/store/sqlite.c embeds this text as migration 1 and records it in
 -- PRAGMA user_version; tests/unit/test_store.c checks the two stay
 -- byte-identical. Later versions are new migrations, never edits of this one.
 --

@@ -1,7 +1,7 @@
 """The audit chain from outside rbk: recompute it, and tamper with copies of
 a store the way an attacker with write access to rbk.db would.
 
-The rule (schemas/store.sql, engine/src/store.h):
+The rule (schemas/store.sql, engine/src/store/store.h):
     hash = SHA-256(prev_hash || "SEQ\\nRUN_ID\\nAT\\nACTOR\\nKIND\\nDATA")
 with prev_hash the previous event's hash as 64 hex digits (64 '0's for the
 first event). Columns are read and written as raw bytes so that a changed

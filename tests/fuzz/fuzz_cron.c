@@ -1,7 +1,7 @@
 /* Fuzz target: a cron expression parsed, then its next fire times in a
  * zone with DST. */
-#include "../../engine/src/cron.h"
-#include "../../engine/src/mem.h"
+#include "sched/cron.h"
+#include "base/mem.h"
 
 #include <stddef.h>
 #include <stdint.h>

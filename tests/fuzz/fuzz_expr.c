@@ -1,7 +1,7 @@
 /* Fuzz target: an expression through the lexer, the parser and the
  * evaluator (names resolve in a small fixed root). */
-#include "../../engine/src/eval.h"
-#include "../../engine/src/parse.h"
+#include "lang/eval.h"
+#include "lang/parse.h"
 
 #include <stddef.h>
 #include <stdint.h>

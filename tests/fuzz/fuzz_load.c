@@ -1,7 +1,7 @@
 /* Fuzz target: a YAML file through the loader, the model and the checker. */
-#include "../../engine/src/check.h"
-#include "../../engine/src/load.h"
-#include "../../engine/src/model.h"
+#include "runbook/check.h"
+#include "runbook/load.h"
+#include "runbook/model.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* Fuzz target: a template (text with {{ }} parts), parsed and rendered. */
-#include "../../engine/src/mem.h"
-#include "../../engine/src/tmpl.h"
+#include "base/mem.h"
+#include "lang/tmpl.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -204,7 +204,7 @@ t $? "... resume too" "$(why)"
 
 # --- a result that could not be committed is not shown as ok --------------------------------
 # The disk fills up at the Nth write of the store (RBK_FAULT_IO=N:full, see
-# engine/src/store_fault.c): for every N, each step shown "ok" must have its
+# engine/src/store/fault.c): for every N, each step shown "ok" must have its
 # result in the store.
 lies="" bitten=0 shown=0
 for n in $(seq 1 3 90); do

@@ -1,10 +1,10 @@
 /* Unit tests for check (semantic checks of a model, with a fake action
  * catalogue and a temporary runbook search path) and graph (DOT and
  * Mermaid output). */
-#include "check.h"
-#include "graph.h"
-#include "load.h"
-#include "model.h"
+#include "runbook/check.h"
+#include "runbook/graph.h"
+#include "runbook/load.h"
+#include "runbook/model.h"
 #include "t.h"
 
 #include <stdlib.h>

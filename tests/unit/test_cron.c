@@ -1,6 +1,6 @@
 /* Unit tests for cron (parse, match, next fire time) and tz. */
-#include "cron.h"
-#include "tz.h"
+#include "sched/cron.h"
+#include "sched/tz.h"
 #include "t.h"
 
 #include <stdint.h>

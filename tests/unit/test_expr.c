@@ -9,14 +9,14 @@
 #include <unistd.h>
 #include <utime.h>
 
-#include "eval.h"
-#include "json.h"
-#include "lex.h"
-#include "mem.h"
-#include "parse.h"
-#include "regex.h"
-#include "tmpl.h"
-#include "value.h"
+#include "lang/eval.h"
+#include "lang/json.h"
+#include "lang/lex.h"
+#include "base/mem.h"
+#include "lang/parse.h"
+#include "lang/regex.h"
+#include "lang/tmpl.h"
+#include "lang/value.h"
 
 #include "t.h"
 

@@ -1,6 +1,6 @@
 /* Unit tests for load: YAML bytes/files -> rbk_node tree (typing, places,
  * duplicate keys, limits, refusals). */
-#include "load.h"
+#include "runbook/load.h"
 #include "t.h"
 
 #include <math.h>

@@ -1,7 +1,7 @@
 /* Unit tests for model: document tree -> runbook model (kinds, keys,
  * durations, retry, poll, params, schedules, edges, expressions, places). */
-#include "load.h"
-#include "model.h"
+#include "runbook/load.h"
+#include "runbook/model.h"
 #include "t.h"
 
 #include <stdint.h>

@@ -1,8 +1,8 @@
 /* params and mask: binding a run's params, and keeping secrets out of text. */
-#include "../../engine/src/load.h"
-#include "../../engine/src/mask.h"
-#include "../../engine/src/model.h"
-#include "../../engine/src/params.h"
+#include "runbook/load.h"
+#include "lang/mask.h"
+#include "runbook/model.h"
+#include "runbook/params.h"
 #include "t.h"
 
 #include <stdarg.h>

@@ -1,8 +1,8 @@
 /* Unit tests for principal (who acts: the OS user, and the one rule that
  * matches names against it) and err's quoting of long values. */
-#include "err.h"
-#include "mem.h"
-#include "principal.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "base/principal.h"
 #include "t.h"
 
 #include <pwd.h>

@@ -1,7 +1,7 @@
 /* runner: actions run in a child process; crashes, hangs and failures are
  * contained and reported. Uses the real shell plugin and the testkit plugin. */
-#include "../../engine/src/registry.h"
-#include "../../engine/src/runner.h"
+#include "exec/registry.h"
+#include "exec/runner.h"
 #include "t.h"
 
 #include <signal.h>

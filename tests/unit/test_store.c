@@ -3,9 +3,9 @@
  * Each test works in its own mkdtemp directory under /tmp, removed after.
  * Tampering goes through the sqlite3 C API directly on the file, as an
  * attacker with write access to rbk.db would. */
-#include "hash.h"
-#include "mem.h"
-#include "store.h"
+#include "base/hash.h"
+#include "base/mem.h"
+#include "store/store.h"
 #include "t.h"
 
 #include <errno.h>

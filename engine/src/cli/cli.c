@@ -1,0 +1,166 @@
+/* cli: shared command helpers. */
+#include "cli/cli.h"
+#include "base/exitcode.h"
+#include "base/mem.h"
+#include "base/principal.h"
+#include "exec/registry.h"
+#include "store/store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *rbk_cli_search_path(void)
+{
+	const char *p = getenv("RBK_PATH");
+	return p && *p ? p : "./runbooks";
+}
+
+char *rbk_cli_call_path(const char *file)
+{
+	const char *slash = strrchr(file, '/');
+	if (!slash)
+		return rbk_xasprintf(".:%s", rbk_cli_search_path());
+	return rbk_xasprintf("%.*s:%s", (int)(slash - file), slash == file ? "/" : file,
+			     rbk_cli_search_path());
+}
+
+static bool looks_like_file(const char *s)
+{
+	size_t n = strlen(s);
+	return strchr(s, '/') || (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
+}
+
+int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d)
+{
+	memset(out, 0, sizeof *out);
+	if (looks_like_file(name_or_file))
+		out->path = rbk_xstrdup(name_or_file);
+	else if (!(out->path = rbk_check_find_runbook(rbk_cli_search_path(), name_or_file))) {
+		rbk_diag_error(d, "rbk", 0, 0, "no runbook named '%s' on the path %s (set RBK_PATH, or give a file)",
+			       name_or_file, rbk_cli_search_path());
+		return -1;
+	}
+	if (rbk_load_file(&out->doc, out->path, d) < 0 || rbk_model_build(&out->rb, out->doc, d) < 0) {
+		rbk_cli_runbook_free(out);
+		return -1;
+	}
+	if (check) {
+		char *sp = rbk_cli_call_path(out->path);
+		rbk_registry *reg = rbk_cli_registry();
+		rbk_check_actions acts = rbk_reg_checker(reg);
+		rbk_check_opts opts = {.search_path = sp, .actions = &acts};
+		int n = rbk_check(out->rb, &opts, d);
+		rbk_free(sp);
+		if (n) {
+			rbk_cli_runbook_free(out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void rbk_cli_runbook_free(rbk_cli_runbook *r)
+{
+	rbk_model_free(r->rb);
+	rbk_doc_free(r->doc);
+	rbk_free(r->path);
+	memset(r, 0, sizeof *r);
+}
+
+char *rbk_cli_home(const char *opt)
+{
+	if (opt && *opt)
+		return rbk_xstrdup(opt);
+	const char *e = getenv("RBK_HOME");
+	if (e && *e)
+		return rbk_xstrdup(e);
+	e = getenv("XDG_STATE_HOME");
+	if (e && *e)
+		return rbk_xasprintf("%s/rbk", e);
+	e = getenv("HOME");
+	return rbk_xasprintf("%s/.local/state/rbk", e && *e ? e : ".");
+}
+
+char *rbk_cli_actor(void) { return rbk_principal(); }
+
+int rbk_cli_open_store(const char *opt, rbk_store **out, char **home)
+{
+	*home = rbk_cli_home(opt);
+	rbk_err e = {0};
+	if (rbk_store_open(out, *home, &e) < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+long long rbk_cli_run_number(const rbk_cmd *cmd, int argc, char **argv, int optind_now, int *rc)
+{
+	char *end = NULL;
+	long long id = optind_now == argc - 1 ? strtoll(argv[optind_now], &end, 10) : 0;
+	if (optind_now != argc - 1 || !end || *end || id <= 0) {
+		*rc = rbk_cli_usage_error(cmd, "give one run number");
+		return 0;
+	}
+	return id;
+}
+
+int rbk_cli_open_run(const char *home_opt, long long id, rbk_store **s, char **home, rbk_store_run *run)
+{
+	if (rbk_cli_open_store(home_opt, s, home) < 0) {
+		rbk_free(*home);
+		*home = NULL;
+		return RBK_EXIT_FAILED;
+	}
+	rbk_err e = {0};
+	if (rbk_store_run_get(*s, id, run, &e) < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		rbk_store_close(*s);
+		rbk_free(*home);
+		*s = NULL;
+		*home = NULL;
+		return e.code == RBK_ERR_NONAME ? RBK_EXIT_BADINPUT : RBK_EXIT_FAILED;
+	}
+	return 0;
+}
+
+static rbk_registry *registry;
+
+static void free_registry(void) { rbk_reg_free(registry); }
+
+rbk_registry *rbk_cli_registry(void)
+{
+	if (registry)
+		return registry;
+	/* Plugins load when first used; a refused one is reported then, and
+	 * its actions are unknown. */
+	char *path = rbk_reg_default_path();
+	rbk_reg_open(&registry, path);
+	rbk_free(path);
+	atexit(free_registry);
+	return registry;
+}
+
+int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("rbk: error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: rbk %s %s\n", cmd->name, cmd->usage);
+	return RBK_EXIT_BADINPUT;
+}
+
+int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg)
+{
+	if (c != ':' && (!strcmp(arg, "--actor") || !strncmp(arg, "--actor=", 8)))
+		return rbk_cli_usage_error(cmd, "--actor was removed: events record the operating-system user "
+						"running rbk (see docs/security.md)");
+	if (c == ':')
+		return rbk_cli_usage_error(cmd, "option %s needs a value", arg);
+	return rbk_cli_usage_error(cmd, "unknown option '%s'", arg);
+}

@@ -1,0 +1,90 @@
+/* cli: the command table and what commands share (loading a runbook by
+ * name or file, option parsing helpers). One file per command: cmd_*.c. */
+#ifndef RBK_CLI_H
+#define RBK_CLI_H
+
+#include <stdbool.h>
+
+#include "runbook/check.h"
+#include "runbook/diag.h"
+#include "runbook/load.h"
+#include "runbook/model.h"
+#include "store/store.h"
+
+typedef struct {
+	const char *name;
+	const char *usage;   /* after "rbk NAME " */
+	const char *summary; /* one line for `rbk help` */
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} rbk_cmd;
+
+extern const rbk_cmd rbk_cmd_validate;
+extern const rbk_cmd rbk_cmd_graph;
+extern const rbk_cmd rbk_cmd_plugins;
+extern const rbk_cmd rbk_cmd_run;
+extern const rbk_cmd rbk_cmd_resume;
+extern const rbk_cmd rbk_cmd_approve;
+extern const rbk_cmd rbk_cmd_reject;
+extern const rbk_cmd rbk_cmd_abort;
+extern const rbk_cmd rbk_cmd_status;
+extern const rbk_cmd rbk_cmd_show;
+extern const rbk_cmd rbk_cmd_history;
+extern const rbk_cmd rbk_cmd_log;
+extern const rbk_cmd rbk_cmd_scheduler;
+extern const rbk_cmd rbk_cmd_schedule;
+extern const rbk_cmd rbk_cmd_verify;
+extern const rbk_cmd rbk_cmd_audit;
+extern const rbk_cmd rbk_cmd_replay;
+extern const rbk_cmd rbk_cmd_export;
+extern const rbk_cmd rbk_cmd_report;
+
+/* A loaded runbook: the document, its model and where it was found. */
+typedef struct {
+	rbk_doc *doc;
+	rbk_runbook *rb;
+	char *path;
+} rbk_cli_runbook;
+
+/* The runbook search path: $RBK_PATH, default "./runbooks". Borrowed. */
+const char *rbk_cli_search_path(void);
+/* The search path for calls made from file: its own directory first. Caller frees. */
+char *rbk_cli_call_path(const char *file);
+/* Load NAME (found on the search path) or FILE (contains '/' or ends in
+ * .yaml/.yml), build and check it. check: run the semantic checks too.
+ * Returns 0, or -1 with errors in d. */
+int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d);
+void rbk_cli_runbook_free(rbk_cli_runbook *r);
+
+/* The plugins on the plugin path, loaded once per process (refusals are
+ * printed to stderr). Freed at exit. */
+struct rbk_registry;
+struct rbk_registry *rbk_cli_registry(void);
+
+/* The state directory: opt (--home), else $RBK_HOME, else
+ * $XDG_STATE_HOME/rbk, else ~/.local/state/rbk. Caller frees. */
+char *rbk_cli_home(const char *opt);
+/* Who is acting: the operating-system user running rbk, as user@host
+ * (principal.h); never a name given on the command line. Caller frees. */
+char *rbk_cli_actor(void);
+
+/* Open the store under opt/$RBK_HOME...; prints the error and returns -1.
+ * *home receives the directory (caller frees). */
+struct rbk_store;
+int rbk_cli_open_store(const char *opt, struct rbk_store **out, char **home);
+
+/* The one run number left in argv after the options (argv[optind]); 0
+ * after printing a usage error (*rc set). */
+long long rbk_cli_run_number(const rbk_cmd *cmd, int argc, char **argv, int optind_now, int *rc);
+/* Open the store and read run id into *run. On failure prints the error
+ * and returns the exit code (2: no such run, 1: the store), else 0. */
+struct rbk_store_run;
+int rbk_cli_open_run(const char *home_opt, long long id, struct rbk_store **s, char **home, rbk_store_run *run);
+
+/* Print "rbk: error: ..." and the command's usage to stderr; returns 2. */
+int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage error for an option getopt_long refused: c is ':' for a
+ * missing value (the option string starts with ':'), else the option is
+ * unknown; arg is the option as written (argv[optind - 1]). Returns 2. */
+int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg);
+
+#endif

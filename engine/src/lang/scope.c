@@ -1,0 +1,59 @@
+/* scope: name lookup over a run's maps. */
+#include "lang/scope.h"
+#include "base/mem.h"
+
+#include <string.h>
+
+static int walk_name(const rbk_val *v, const char *const *segs, size_t n, size_t from, rbk_val *out, rbk_err *err)
+{
+	bool secret = false; /* a value inside a secret is a secret */
+	for (size_t i = from; i < n; i++) {
+		secret |= v && v->secret;
+		v = v && v->t == RBK_V_MAP ? rbk_val_map_get(v, segs[i]) : NULL;
+		if (!v) {
+			rbk_buf b = {0};
+			for (size_t j = 0; j < n; j++)
+				rbk_buf_printf(&b, "%s%s", j ? "." : "", segs[j]);
+			rbk_err_set(err, 0, "unknown name '%s'", b.s);
+			if (err)
+				err->code = RBK_ERR_NONAME;
+			rbk_buf_free(&b);
+			return -1;
+		}
+	}
+	*out = rbk_val_copy(v);
+	out->secret |= secret;
+	return 0;
+}
+
+static int lookup(void *ctx, const char *const *segs, size_t n, rbk_val *out, rbk_err *err)
+{
+	const rbk_scope *sc = ctx;
+	const char *root = segs[0];
+	if (!strcmp(root, "params"))
+		return walk_name(sc->params, segs, n, 1, out, err);
+	if (!strcmp(root, "vars"))
+		return walk_name(sc->vars, segs, n, 1, out, err);
+	if (!strcmp(root, "steps"))
+		return walk_name(sc->steps, segs, n, 1, out, err);
+	if (!strcmp(root, "run")) {
+		rbk_val m = rbk_val_map();
+		rbk_val_map_set(&m, "id", rbk_val_int(sc->run_id));
+		rbk_val_map_set(&m, "name", rbk_val_str(sc->runbook ? sc->runbook : ""));
+		rbk_val_map_set(&m, "actor", rbk_val_str(sc->actor ? sc->actor : ""));
+		rbk_val_map_set(&m, "dry_run", rbk_val_bool(sc->dry_run));
+		int rc = walk_name(&m, segs, n, 1, out, err);
+		rbk_val_free(&m);
+		return rc;
+	}
+	return walk_name(NULL, segs, n, 0, out, err);
+}
+
+static void note_secret(void *ctx, const rbk_val *v) { rbk_mask_add_val(((const rbk_scope *)ctx)->mask, v); }
+
+static int64_t fixed_now(void *ctx) { return ((const rbk_scope *)ctx)->now_s; }
+
+rbk_eval_env rbk_scope_env(const rbk_scope *sc)
+{
+	return (rbk_eval_env){lookup, (void *)sc, NULL, sc->now_s ? fixed_now : NULL, sc->mask ? note_secret : NULL};
+}

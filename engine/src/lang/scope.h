@@ -1,0 +1,26 @@
+/* scope: what names mean in a run's guards and templates: params.X,
+ * vars.X, steps.S.*, run.{id,name,actor,dry_run}. Used by the interpreter
+ * and by replay, so both resolve names identically. */
+#ifndef RBK_SCOPE_H
+#define RBK_SCOPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lang/eval.h"
+#include "lang/mask.h"
+#include "lang/value.h"
+
+typedef struct {
+	const rbk_val *params, *vars, *steps; /* maps, borrowed */
+	int64_t run_id;
+	const char *runbook, *actor;
+	bool dry_run;
+	int64_t now_s; /* for now(): 0 means the wall clock (replay passes the event's time) */
+	rbk_mask *mask; /* where each secret computed is registered; NULL: none */
+} rbk_scope;
+
+/* An evaluation environment reading from sc (which must outlive it). */
+rbk_eval_env rbk_scope_env(const rbk_scope *sc);
+
+#endif

@@ -1,0 +1,246 @@
+/* store: the durable record of runs, an append-only hash-chained event log.
+ *
+ * One store is one directory (RBK_HOME) holding rbk.db, an SQLite database in
+ * WAL mode with synchronous=FULL: a call that returns 0 after a commit has
+ * reached the disk. Every SQL statement of rbk lives in store.c, behind this
+ * interface, so another backend (PostgreSQL) is an addition, not a rewrite.
+ *
+ * Transactions. Each writing call runs in its own transaction unless the
+ * caller opened one with rbk_store_begin, in which case it joins it and
+ * nothing is durable before rbk_store_commit. A database error inside the
+ * caller's transaction rolls the whole transaction back (a half batch is
+ * worth nothing); later calls and the commit then fail, and
+ * rbk_store_rollback ends it. Writers in several processes serialize on
+ * BEGIN IMMEDIATE with waiting and retries, so they never see "database is
+ * locked" under ordinary contention.
+ *
+ * Audit chain. Every event's hash = SHA-256(prev_hash || canonical event),
+ * canonical event = "SEQ\nRUN_ID\nAT\nACTOR\nKIND\nDATA" (schemas/store.sql).
+ * Actors and kinds never contain '\n', so the encoding is unambiguous.
+ *
+ * Errors name the store file, and for a database failure the operation:
+ * "store /home/op/.rbk/rbk.db: append event: disk full".
+ *
+ * A store handle belongs to one thread of one process: a forked child must
+ * neither use nor close its parent's handle (it opens its own). */
+#ifndef RBK_STORE_H
+#define RBK_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef struct rbk_store rbk_store;
+
+/* Create home (mkdir -p, mode 0700) and home/rbk.db if missing, then bring
+ * the schema up to date. Refuses, leaving the file untouched, a file that is
+ * not an SQLite database and a store whose schema is newer than this build. */
+int rbk_store_open(rbk_store **out, const char *home, rbk_err *err);
+/* Rolls back a transaction still open. NULL is allowed. */
+void rbk_store_close(rbk_store *s);
+/* home/rbk.db. */
+const char *rbk_store_path(const rbk_store *s);
+
+/* The schema versions this build knows: 1 .. rbk_store_schema_latest(). */
+int rbk_store_schema_latest(void);
+/* The SQL of migration version (schemas/store.sql is migration 1), or NULL. */
+const char *rbk_store_migration_sql(int version);
+
+typedef struct {
+	int schema_version;    /* PRAGMA user_version */
+	char journal_mode[16]; /* "wal" */
+	int synchronous;       /* 2 = FULL */
+	int foreign_keys;      /* 1 = enforced */
+} rbk_store_info;
+
+int rbk_store_info_get(rbk_store *s, rbk_store_info *out, rbk_err *err);
+
+/* ---- transactions ---- */
+
+int rbk_store_begin(rbk_store *s, rbk_err *err);
+int rbk_store_commit(rbk_store *s, rbk_err *err);
+/* Ends the open transaction, if any, discarding its changes. */
+void rbk_store_rollback(rbk_store *s);
+
+/* ---- runs ---- */
+
+typedef struct {
+	const char *runbook; /* name */
+	const char *actor;   /* the principal: user@host (principal.h); no '\n' */
+	int dry_run;
+	const char *params_json; /* JSON, secrets already masked; NULL = {} */
+	const char *source;	 /* the runbook's exact bytes */
+	size_t source_len;
+	const char *provenance_json; /* JSON (git commit, dirty...); NULL = {} */
+	int64_t parent_run;	     /* 0 = none */
+	const char *parent_state;    /* NULL = none */
+	const char *lock_key;	     /* NULL = none */
+} rbk_store_run_spec;
+
+/* Pin the source (stored once per SHA-256), create run N+1 with status
+ * "running", owner_pid = getpid(), and append its run_created event. */
+int rbk_store_run_create(rbk_store *s, const rbk_store_run_spec *spec, int64_t *out_id,
+			 rbk_err *err);
+
+/* Set status (one of running waiting interrupted needs_attention succeeded
+ * failed rolled_back aborted) and current_state; NULL leaves a field as it is.
+ * Touches updated_at. */
+int rbk_store_run_set(rbk_store *s, int64_t run_id, const char *status, const char *current_state,
+		      rbk_err *err);
+
+typedef struct {
+	int64_t id;
+	char *runbook, *status, *actor, *created_at, *updated_at;
+	int64_t parent_run; /* 0 = none */
+	char *parent_state; /* NULL = none */
+	int dry_run;
+	char *params_json, *source_sha256, *provenance_json;
+	char *current_state; /* NULL = none yet */
+	int64_t owner_pid;   /* 0 = none */
+	char *lock_key;	     /* NULL = none */
+} rbk_store_run;
+
+/* A missing run is an error with err->code RBK_ERR_NONAME. */
+int rbk_store_run_get(rbk_store *s, int64_t id, rbk_store_run *out, rbk_err *err);
+void rbk_store_run_free(rbk_store_run *r);
+
+/* The pinned bytes of sha256 (64 hex digits) in a fresh buffer, NUL-terminated
+ * for convenience (*len excludes it); the caller frees *bytes with rbk_free.
+ * A missing source is an error with err->code RBK_ERR_NONAME. */
+int rbk_store_source(rbk_store *s, const char *sha256, char **bytes, size_t *len, rbk_err *err);
+
+/* ---- events ---- */
+
+/* Append an event to run_id's log and the global chain; *out_seq (may be
+ * NULL) receives its sequence number. kind and actor: non-empty, no '\n';
+ * data_json: JSON (NULL = {}). */
+int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char *kind,
+		     const char *data_json, int64_t *out_seq, rbk_err *err);
+
+typedef struct {
+	int64_t seq, run_id;
+	const char *at, *actor, *kind, *data, *prev_hash, *hash;
+} rbk_store_event;
+
+/* Call fn for each event of run_id (0 = every run), in seq order, streaming.
+ * The event's strings live until fn returns. fn returns 0 to go on; any
+ * other value stops the walk and is returned. fn must not write to s. */
+int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
+		     void *ctx, rbk_err *err);
+/* The same for the events of run_id (not 0) after after_seq only: reads
+ * just those (an index range), however long the run's log is. */
+int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq,
+			   int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err);
+
+/* Recompute the chain, streaming in constant memory. Returns 0 when the
+ * check ran (negative on a database error) with *out_count the events
+ * checked and *out_bad_seq 0 when the chain is intact, else the first event
+ * found wrong, *out_why (may be NULL; caller frees) saying how: modified
+ * (its hash does not match its content), removed (a gap in seq), or
+ * inserted/reordered/re-hashed (its prev_hash is not the hash before it).
+ * Removing the LAST events leaves a valid shorter chain and is not
+ * detectable here: that takes a seal of the chain head kept elsewhere. */
+int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why,
+		     rbk_err *err);
+
+/* How many of the newest events rbk_store_writable checks. */
+enum { RBK_STORE_TAIL_CHECK = 64 };
+
+/* Before a command appends (run, resume, approve, reject, abort): 0 when
+ * the store can take events, else -1 with err->code RBK_ERR_STORE and why:
+ * it cannot be written (read-only file system, permissions; the path and
+ * the reason named), rbk verify found its chain broken (remembered by
+ * rbk_store_note_broken), or one of its newest RBK_STORE_TAIL_CHECK events
+ * does not link. Constant time, whatever the store's size. */
+int rbk_store_writable(rbk_store *s, rbk_err *err);
+/* Remember what rbk verify found (why NULL: intact); written only when it
+ * changes, and silently not on a read-only store. */
+void rbk_store_note_broken(rbk_store *s, const char *why);
+
+/* ---- steps: the index resume reads, derived from events ---- */
+
+/* Insert or update the step (run_id, state, attempt), whose idempotency key
+ * is "RUN:STATE:ATTEMPT". started_seq/ended_seq: 0 leaves the stored value
+ * (NULL for a new row). Call it in the transaction of the event it records. */
+int rbk_store_step_record(rbk_store *s, int64_t run_id, const char *state, int attempt,
+			  const char *status, int64_t started_seq, int64_t ended_seq, rbk_err *err);
+
+typedef struct {
+	int64_t run_id;
+	const char *state;
+	int attempt;
+	const char *status;
+	int64_t started_seq, ended_seq; /* 0 = none */
+	const char *idempotency_key;
+} rbk_store_step;
+
+/* Call fn for each step of run_id in the order they started (as
+ * rbk_store_events does with its return values). */
+int rbk_store_steps(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_step *st),
+		    void *ctx, rbk_err *err);
+
+/* The active run (running, waiting, interrupted, needs_attention) other
+ * than except_run that holds lock key, or 0 in *out_run. Inside the
+ * caller's transaction this is atomic with a following run_create. */
+int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int64_t *out_run, rbk_err *err);
+/* Record the pid of the process that owns a run (0: none). */
+int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err);
+
+typedef struct {
+	const char *runbook, *status, *actor; /* NULL: any; actor as in principal.h */
+	const char *since, *until;            /* ISO-8601 UTC bounds on created_at; NULL: open */
+	int active_only;                      /* running, waiting, interrupted, needs_attention */
+	int top_level_only;                   /* no child runs */
+	int scheduled_only;                   /* runs started by a schedule fire */
+	int64_t limit;                        /* 0: no limit */
+} rbk_store_run_filter;
+
+/* Runs matching f (NULL: all), newest first. The run passed to fn is
+ * borrowed for the call; fn returns non-zero to stop. */
+int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run),
+		   void *ctx, rbk_err *err);
+
+/* ---- the scheduler's fires (schemas/store.sql, migration 2) ---- */
+
+typedef struct {
+	int64_t id;
+	const char *runbook;
+	int entry;
+	const char *nominal, *decided_at, *outcome;
+	int64_t run_id;         /* 0: none */
+	const char *note;       /* NULL: none */
+	const char *run_status; /* the fired run's status; NULL: none */
+} rbk_store_fire;
+
+/* Record the decision for one nominal fire time. Returns 0 with *out_id
+ * when this call recorded it, 1 when it was already recorded (a restarted
+ * or second scheduler: do nothing), -1 with err. */
+int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const char *nominal, const char *outcome,
+			 const char *note, int64_t *out_id, rbk_err *err);
+/* Change a fire's outcome; run_id 0 and note NULL keep what is there. */
+int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t run_id, const char *note, rbk_err *err);
+/* Fires, newest nominal time first; runbook NULL and entry < 0 and
+ * outcome NULL match any; limit 0: all. Borrowed for the call. */
+int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *outcome, int64_t limit,
+		    int (*fn)(void *ctx, const rbk_store_fire *f), void *ctx, rbk_err *err);
+
+/* The newest event's seq and hash (0 and 64 '0's for an empty store). */
+int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err);
+
+/* The hash of event seq: 0, 1 when there is no such event, -1 with err. */
+int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err);
+
+/* The chain rule as a pure function (for bundles checked away from the
+ * store): hash = SHA-256(prev || seq \n run_id \n at \n actor \n kind \n data). */
+void rbk_store_chain_hash(const char *prev, int64_t seq, int64_t run_id, const char *at, const char *actor,
+			  const char *kind, const char *data, char out[65]);
+/* Every event with from_seq <= seq <= to_seq, in order (borrowed for the call). */
+int rbk_store_links(rbk_store *s, int64_t from_seq, int64_t to_seq, int (*fn)(void *ctx, const rbk_store_event *ev),
+		    void *ctx, rbk_err *err);
+
+/* A small fact kept between processes (NULL in *out when absent; caller frees). */
+int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err);
+int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err);
+
+#endif
