@@ -11,12 +11,12 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 
-LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3 libgit2
+LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3 libgit2 libpq
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3 -lgit2)
+PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null || echo -I/usr/include/postgresql)
+PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3 -lgit2 -lpq)
 ALL_CFLAGS  = $(CSTD) $(WARN) $(CFLAGS) -Iengine/src -Iengine/include $(PKG_CFLAGS) -DRBK_VERSION='"$(VERSION)"'
 LDLIBS   := $(PKG_LIBS) -lm -ldl
 
@@ -109,8 +109,11 @@ fuzz: $(FUZZ_BIN)
 	  $$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -artifact_prefix=tests/fuzz/crashes/$$name- \
 	    build/fuzz/corpus-$$name $$seeds 2>&1 | tail -2; done
 
+# A throwaway PostgreSQL cluster (tests/pg/cluster.sh) serves the tests of
+# the PostgreSQL store, and is removed however the run ends.
 test: build/san/rbk $(UNIT_BIN) $(FUZZ_REPLAY) $(TEST_PLUGIN_SO) all
-	@python3 tests/run --rbk build/san/rbk --units build/san/tests
+	@eval "$$(tests/pg/cluster.sh)" && trap 'tests/pg/cluster.sh stop "$$RBK_TEST_PG_DIR"' EXIT INT TERM HUP && \
+	  python3 tests/run --rbk build/san/rbk --units build/san/tests
 
 # Crash tests, long mode: thousands of kills of rbk (at every crash point, then
 # at random instants), each run resumed to its end and checked. COUNT=N kills.
@@ -160,7 +163,7 @@ install: all
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
   libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev \
-  git clang valgrind tzdata curl procps
+  git clang valgrind tzdata curl procps libpq-dev postgresql
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)

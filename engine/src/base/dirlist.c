@@ -1,8 +1,11 @@
 /* dirlist: walk a search path's directories, sorted. */
 #include "base/dirlist.h"
+#include "base/err.h"
 #include "base/mem.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,4 +42,32 @@ void rbk_dir_each(const char *path, bool (*accept)(const char *name),
 		rbk_free(names);
 		rbk_free(dir);
 	}
+}
+
+int rbk_mkdir_p(const char *dir, rbk_err *err)
+{
+	char *p = rbk_xstrdup(dir);
+	int rc = 0;
+	for (char *q = p + 1;; q++) {
+		if (*q != '/' && *q != '\0')
+			continue;
+		char c = *q;
+		*q = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+			rbk_err_set(err, -1, "store home %s: cannot create %s: %s", dir, p,
+				    strerror(errno));
+			rc = -1;
+			break;
+		}
+		*q = c;
+		if (!c)
+			break;
+	}
+	rbk_free(p);
+	struct stat sb;
+	if (rc == 0 && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
+		rbk_err_set(err, -1, "store home %s: not a directory", dir);
+		rc = -1;
+	}
+	return rc;
 }

@@ -86,11 +86,19 @@ char *rbk_cli_home(const char *opt)
 
 char *rbk_cli_actor(void) { return rbk_principal(); }
 
+void rbk_cli_set_store(const char *url) { setenv("RBK_STORE", url, 1); }
+
+const char *rbk_cli_store_url(void)
+{
+	const char *u = getenv("RBK_STORE");
+	return u && *u ? u : NULL;
+}
+
 int rbk_cli_open_store(const char *opt, rbk_store **out, char **home)
 {
 	*home = rbk_cli_home(opt);
 	rbk_err e = {0};
-	if (rbk_store_open(out, *home, &e) < 0) {
+	if (rbk_store_open_url(out, rbk_cli_store_url(), *home, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		return -1;
 	}

@@ -67,8 +67,20 @@ char *rbk_cli_home(const char *opt);
  * (principal.h); never a name given on the command line. Caller frees. */
 char *rbk_cli_actor(void);
 
-/* Open the store under opt/$RBK_HOME...; prints the error and returns -1.
- * *home receives the directory (caller frees). */
+/* --store URL, accepted by every command that reads or writes the store
+ * (getopt_long's value for it; no short form). */
+enum { RBK_OPT_STORE = 0x100 };
+/* Remember --store URL for this process and every rbk it starts: it is
+ * kept in $RBK_STORE (the environment, unlike argv, is private to the
+ * user, and a URI may carry a password). */
+void rbk_cli_set_store(const char *url);
+/* The store URL in force: --store, else $RBK_STORE, else NULL (SQLite in
+ * the state directory). */
+const char *rbk_cli_store_url(void);
+
+/* Open the store (rbk_cli_store_url(), else SQLite under opt/$RBK_HOME...);
+ * prints the error and returns -1. *home receives the state directory
+ * (caller frees): per-host files live there whatever the store. */
 struct rbk_store;
 int rbk_cli_open_store(const char *opt, struct rbk_store **out, char **home);
 

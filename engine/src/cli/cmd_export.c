@@ -20,7 +20,7 @@
 
 static long long parse(const rbk_cmd *cmd, int argc, char **argv, const char **out, const char **home, bool *html, int *rc)
 {
-	static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"home", required_argument, 0, 'H'},
+	static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"html", no_argument, 0, 't'}, {0, 0, 0, 0}};
 	int c;
 	optind = 1;
@@ -30,6 +30,8 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, const char **o
 			*out = optarg;
 		else if (c == 'H')
 			*home = optarg;
+		else if (c == RBK_OPT_STORE)
+			rbk_cli_set_store(optarg);
 		else if (c == 't' && html)
 			*html = true;
 		else {

@@ -46,7 +46,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 	static const struct option opts[] = {{"runbook", required_argument, 0, 'r'}, {"status", required_argument, 0, 's'},
 					     {"actor", required_argument, 0, 'a'},   {"since", required_argument, 0, 'S'},
 					     {"until", required_argument, 0, 'U'},   {"limit", required_argument, 0, 'l'},
-					     {"json", no_argument, 0, 'j'},	     {"home", required_argument, 0, 'H'},
+					     {"json", no_argument, 0, 'j'},	     {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"scheduled", no_argument, 0, 'c'},    {0, 0, 0, 0}};
 	rbk_store_run_filter f = {0};
 	f.active_only = active;
@@ -56,7 +56,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (active && c != 'j' && c != 'H')
+		if (active && c != 'j' && c != 'H' && c != RBK_OPT_STORE)
 			return rbk_cli_option_error(cmd, c == ':' ? ':' : '?', argv[optind - 1]);
 		switch (c) {
 		case 'r': f.runbook = optarg; break;
@@ -73,6 +73,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 		}
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
+		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
 		case 'c': f.scheduled_only = 1; break;
 		default: return rbk_cli_option_error(cmd, c, argv[optind - 1]);
 		}

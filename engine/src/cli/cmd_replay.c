@@ -11,7 +11,7 @@
 
 static int run(int argc, char **argv)
 {
-	static const struct option opts[] = {{"verbose", no_argument, 0, 'v'}, {"home", required_argument, 0, 'H'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"verbose", no_argument, 0, 'v'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE}, {0, 0, 0, 0}};
 	int verbose = 0, c;
 	const char *home_opt = NULL;
 	optind = 1;
@@ -21,6 +21,8 @@ static int run(int argc, char **argv)
 			verbose = 1;
 		else if (c == 'H')
 			home_opt = optarg;
+		else if (c == RBK_OPT_STORE)
+			rbk_cli_set_store(optarg);
 		else
 			return rbk_cli_option_error(&rbk_cmd_replay, c, argv[optind - 1]);
 	}

@@ -16,7 +16,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {{"retry-step", no_argument, 0, 'r'}, {"mark-step", required_argument, 0, 'm'},
 					     {"comment", required_argument, 0, 'c'},  {"rollback", no_argument, 0, 'b'},
-					     {"home", required_argument, 0, 'H'},
+					     {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"param", required_argument, 0, 'p'},    {"json", no_argument, 0, 'j'},
 					     {0, 0, 0, 0}};
 	rbk_resume_mode mode = cmd == &rbk_cmd_approve	 ? RBK_RESUME_APPROVE
@@ -61,6 +61,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 			mode = RBK_RESUME_ABORT_ROLLBACK;
 			break;
 		case 'H': home_opt = optarg; break;
+		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
 		case 'j': json = true; break;
 		case 'p':
 			if (rbk_params_parse_arg(optarg, &args[nargs], names[nargs], sizeof names[nargs], &e) < 0)
@@ -82,7 +83,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 	char *home = rbk_cli_home(home_opt), *actor = rbk_cli_actor();
 	rbk_err e = {0};
 	rbk_store *store = NULL;
-	if (rbk_store_open(&store, home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
+	if (rbk_store_open_url(&store, rbk_cli_store_url(), home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		rc = e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
 		rbk_store_close(store);

@@ -14,7 +14,7 @@ static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"param", required_argument, 0, 'p'}, {"dry-run", no_argument, 0, 'n'},
 					     {"wait-lock", no_argument, 0, 'w'},
-					     {"json", no_argument, 0, 'j'},	    {"home", required_argument, 0, 'H'},
+					     {"json", no_argument, 0, 'j'},	    {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"schedule-fire", required_argument, 0, 'F'},
 					     {"schedule-nominal", required_argument, 0, 'N'},
 					     {0, 0, 0, 0}};
@@ -41,6 +41,7 @@ static int run(int argc, char **argv)
 		case 'w': wait_lock = true; break;
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
+		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
 		case 'F': fire = strtoll(optarg, NULL, 10); break; /* set by rbk scheduler */
 		case 'N': nominal = optarg; break;
 		default: rc = rbk_cli_option_error(&rbk_cmd_run, c, argv[optind - 1]);
@@ -66,7 +67,7 @@ static int run(int argc, char **argv)
 	char *home = rbk_cli_home(home_opt), *actor = rbk_cli_actor();
 	rbk_err e = {0};
 	rbk_store *store = NULL;
-	if (rbk_store_open(&store, home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
+	if (rbk_store_open_url(&store, rbk_cli_store_url(), home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		rc = e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
 		rbk_store_close(store);

@@ -50,7 +50,7 @@ static int take_last(void *ctx, const rbk_store_fire *f)
 
 static int list(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE}, {0, 0, 0, 0}};
 	bool json = false;
 	const char *home_opt = NULL;
 	int c;
@@ -61,6 +61,8 @@ static int list(int argc, char **argv)
 			json = true;
 		else if (c == 'H')
 			home_opt = optarg;
+		else if (c == RBK_OPT_STORE)
+			rbk_cli_set_store(optarg);
 		else
 			return rbk_cli_option_error(&rbk_cmd_schedule, c, argv[optind - 1]);
 	}

@@ -306,7 +306,7 @@ static int report_run(void *ctx, const rbk_store_run *r)
 static int run(int argc, char **argv)
 {
 	static const struct option opts[] = {{"once", no_argument, 0, 'o'},	     {"metrics", required_argument, 0, 'm'},
-					     {"home", required_argument, 0, 'H'},   {"now", required_argument, 0, 'n'},
+					     {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},   {"now", required_argument, 0, 'n'},
 					     {"ticks", required_argument, 0, 't'},  {0, 0, 0, 0}};
 	long ticks = 1;
 	bool once = false;
@@ -319,6 +319,7 @@ static int run(int argc, char **argv)
 		case 'o': once = true; break;
 		case 'm': metrics = optarg; break;
 		case 'H': home_opt = optarg; break;
+		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
 		case 'n': now_opt = optarg; break;
 		case 't': ticks = strtol(optarg, NULL, 10); break;
 		default: return rbk_cli_option_error(&rbk_cmd_scheduler, c, argv[optind - 1]);

@@ -16,7 +16,7 @@ static bool want_source;
 /* Parse "RUN [--json] [--source] [--home DIR]". Returns the run id, or 0 after a usage error. */
 static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, const char **home, int *rc)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'},
+	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"source", no_argument, 0, 's'}, {0, 0, 0, 0}};
 	int c;
 	optind = 1;
@@ -28,6 +28,8 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, co
 			want_source = true;
 		else if (c == 'H')
 			*home = optarg;
+		else if (c == RBK_OPT_STORE)
+			rbk_cli_set_store(optarg);
 		else {
 			*rc = rbk_cli_option_error(cmd, c, argv[optind - 1]);
 			return 0;

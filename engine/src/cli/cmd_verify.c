@@ -15,7 +15,7 @@
 
 static int verify(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'},
+	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"git", required_argument, 0, 'g'}, {"bundle", required_argument, 0, 'b'},
 					     {0, 0, 0, 0}};
 	bool json = false;
@@ -28,6 +28,8 @@ static int verify(int argc, char **argv)
 			json = true;
 		else if (c == 'H')
 			home_opt = optarg;
+		else if (c == RBK_OPT_STORE)
+			rbk_cli_set_store(optarg);
 		else if (c == 'g')
 			git_opt = optarg;
 		else if (c == 'b')
@@ -133,7 +135,7 @@ static int audit(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "seal") != 0)
 		return rbk_cli_usage_error(&rbk_cmd_audit, "use 'rbk audit seal --git DIR'");
-	static const struct option opts[] = {{"git", required_argument, 0, 'g'}, {"home", required_argument, 0, 'H'},
+	static const struct option opts[] = {{"git", required_argument, 0, 'g'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {0, 0, 0, 0}};
 	const char *dir = NULL, *home_opt = NULL;
 	int c;
@@ -144,6 +146,8 @@ static int audit(int argc, char **argv)
 			dir = optarg;
 		else if (c == 'H')
 			home_opt = optarg;
+		else if (c == RBK_OPT_STORE)
+			rbk_cli_set_store(optarg);
 		else
 			return rbk_cli_option_error(&rbk_cmd_audit, c, argv[optind]);
 	}

@@ -4,7 +4,7 @@
  * statement of rbk. Writers take the write lock up front (BEGIN IMMEDIATE),
  * so the read of the chain head and the insert of the next event can never
  * interleave with another process's append. */
-#include "store/store.h"
+#include "store/sqlite.h"
 #include "store/fault.h"
 
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/dirlist.h"
 #include "base/hash.h"
 #include "lang/json.h"
 #include "base/mem.h"
@@ -148,9 +149,9 @@ static const char schema_v2[] =
 static const char *const migrations[] = {schema_v1, schema_v2};
 enum { SCHEMA_LATEST = (int)(sizeof migrations / sizeof migrations[0]) };
 
-int rbk_store_schema_latest(void) { return SCHEMA_LATEST; }
+int rbk_sqlite_schema_latest(void) { return SCHEMA_LATEST; }
 
-const char *rbk_store_migration_sql(int version)
+const char *rbk_sqlite_migration_sql(int version)
 {
 	return version >= 1 && version <= SCHEMA_LATEST ? migrations[version - 1] : NULL;
 }
@@ -249,7 +250,7 @@ static const char sql_foreign_keys[] = "PRAGMA foreign_keys";
 
 enum { TX_NONE, TX_CALLER, TX_FAILED };
 
-struct rbk_store {
+struct rbk_sqlite {
 	sqlite3 *db;
 	char *path;
 	int tx;		  /* the caller's transaction, see store.h */
@@ -259,7 +260,7 @@ struct rbk_store {
 	unsigned rng;  /* backoff jitter */
 };
 
-const char *rbk_store_path(const rbk_store *s) { return s->path; }
+const char *rbk_sqlite_path(const rbk_sqlite *s) { return s->path; }
 
 static const char statuses[][16] = {"running",	 "waiting", "interrupted", "needs_attention",
 				    "succeeded", "failed",  "rolled_back", "aborted"};
@@ -292,7 +293,7 @@ static int is_busy(int rc)
 
 /* Sleep 1..50 ms, growing with the attempt, jittered so that waiting writers
  * do not retry in lockstep. */
-static void backoff(rbk_store *s, int attempt)
+static void backoff(rbk_sqlite *s, int attempt)
 {
 	s->rng = s->rng * 1103515245u + 12345u;
 	long cap = attempt < 6 ? 1L << attempt : 50;
@@ -400,7 +401,7 @@ static int why_unwritable(const char *path, char *buf, size_t n)
 }
 
 /* What went wrong, in words an operator acts on. */
-static void describe(rbk_store *s, int rc, char *buf, size_t n)
+static void describe(rbk_sqlite *s, int rc, char *buf, size_t n)
 {
 	int sys = s->db ? sqlite3_system_errno(s->db) : 0;
 	int prim = rc & 0xff;
@@ -457,7 +458,7 @@ static void describe(rbk_store *s, int rc, char *buf, size_t n)
 	}
 }
 
-static void rollback_now(rbk_store *s)
+static void rollback_now(rbk_sqlite *s)
 {
 	/* After FULL or IOERR SQLite may have rolled back already; a ROLLBACK
 	 * without a transaction would only fail, so ask first. */
@@ -475,7 +476,7 @@ static void rollback_now(rbk_store *s)
 /* A database failure during op: the transaction, whoever opened it, is rolled
  * back so the store stays as it was before it began. what overrides the
  * description of rc. Returns -1. */
-static int db_fail(rbk_store *s, int rc, const char *op, const char *what, rbk_err *err)
+static int db_fail(rbk_sqlite *s, int rc, const char *op, const char *what, rbk_err *err)
 {
 	char desc[256];
 	rbk_err local;
@@ -498,9 +499,9 @@ static int db_fail(rbk_store *s, int rc, const char *op, const char *what, rbk_e
 }
 
 /* An error that is not the database's: nothing to roll back. */
-static int plain_fail(rbk_store *s, rbk_err *err, int code, const char *op, const char *fmt, ...)
+static int plain_fail(rbk_sqlite *s, rbk_err *err, int code, const char *op, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-static int plain_fail(rbk_store *s, rbk_err *err, int code, const char *op, const char *fmt, ...)
+static int plain_fail(rbk_sqlite *s, rbk_err *err, int code, const char *op, const char *fmt, ...)
 {
 	char what[400];
 	va_list ap;
@@ -515,7 +516,7 @@ static int plain_fail(rbk_store *s, rbk_err *err, int code, const char *op, cons
 
 /* ---- statements and transactions ---- */
 
-static sqlite3_stmt *stmt(rbk_store *s, int id, const char *op, rbk_err *err)
+static sqlite3_stmt *stmt(rbk_sqlite *s, int id, const char *op, rbk_err *err)
 {
 	if (!s->st[id]) {
 		int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -530,7 +531,7 @@ static sqlite3_stmt *stmt(rbk_store *s, int id, const char *op, rbk_err *err)
 
 /* Step a statement that is safe to repeat (BEGIN, COMMIT, a pragma) until it
  * stops being busy or the lock wait is over. The caller resets it. */
-static int step_retry(rbk_store *s, sqlite3_stmt *st)
+static int step_retry(rbk_sqlite *s, sqlite3_stmt *st)
 {
 	int64_t deadline = mono_ms() + LOCK_WAIT_MS;
 	for (int attempt = 0;; attempt++) {
@@ -542,7 +543,7 @@ static int step_retry(rbk_store *s, sqlite3_stmt *st)
 	}
 }
 
-static int tx_begin(rbk_store *s, const char *op, rbk_err *err)
+static int tx_begin(rbk_sqlite *s, const char *op, rbk_err *err)
 {
 	sqlite3_stmt *st = stmt(s, ST_BEGIN, op, err);
 	if (!st)
@@ -552,7 +553,7 @@ static int tx_begin(rbk_store *s, const char *op, rbk_err *err)
 	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
 }
 
-static int tx_commit(rbk_store *s, const char *op, rbk_err *err)
+static int tx_commit(rbk_sqlite *s, const char *op, rbk_err *err)
 {
 	sqlite3_stmt *st = stmt(s, ST_COMMIT, op, err);
 	if (!st)
@@ -564,7 +565,7 @@ static int tx_commit(rbk_store *s, const char *op, rbk_err *err)
 
 /* Start a writing operation: join the caller's transaction or open one of
  * our own (*own = 1). */
-static int op_begin(rbk_store *s, int *own, const char *op, rbk_err *err)
+static int op_begin(rbk_sqlite *s, int *own, const char *op, rbk_err *err)
 {
 	*own = 0;
 	if (s->tx == TX_CALLER)
@@ -578,7 +579,7 @@ static int op_begin(rbk_store *s, int *own, const char *op, rbk_err *err)
 }
 
 /* End a writing operation begun with op_begin, rc its result so far. */
-static int op_end(rbk_store *s, int own, int rc, const char *op, rbk_err *err)
+static int op_end(rbk_sqlite *s, int own, int rc, const char *op, rbk_err *err)
 {
 	if (rc < 0) {
 		if (own)
@@ -588,7 +589,7 @@ static int op_end(rbk_store *s, int own, int rc, const char *op, rbk_err *err)
 	return own ? tx_commit(s, op, err) : 0;
 }
 
-int rbk_store_begin(rbk_store *s, rbk_err *err)
+int rbk_sqlite_begin(rbk_sqlite *s, rbk_err *err)
 {
 	if (s->tx != TX_NONE)
 		return plain_fail(s, err, RBK_ERR_GENERIC, "begin",
@@ -599,7 +600,7 @@ int rbk_store_begin(rbk_store *s, rbk_err *err)
 	return 0;
 }
 
-int rbk_store_commit(rbk_store *s, rbk_err *err)
+int rbk_sqlite_commit(rbk_sqlite *s, rbk_err *err)
 {
 	if (s->tx == TX_NONE)
 		return plain_fail(s, err, RBK_ERR_GENERIC, "commit", "no transaction is open");
@@ -614,7 +615,7 @@ int rbk_store_commit(rbk_store *s, rbk_err *err)
 	return rc;
 }
 
-void rbk_store_rollback(rbk_store *s)
+void rbk_sqlite_rollback(rbk_sqlite *s)
 {
 	rollback_now(s);
 	s->tx = TX_NONE;
@@ -624,7 +625,7 @@ void rbk_store_rollback(rbk_store *s)
 
 /* Run a parameterless statement (with retries when busy); *out_int and
  * out_text (size n) receive the first column of its first row if given. */
-static int exec1(rbk_store *s, const char *sql, const char *op, int *out_int, char *out_text,
+static int exec1(rbk_sqlite *s, const char *sql, const char *op, int *out_int, char *out_text,
 		 size_t n, rbk_err *err)
 {
 	sqlite3_stmt *st;
@@ -642,34 +643,6 @@ static int exec1(rbk_store *s, const char *sql, const char *op, int *out_int, ch
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
-}
-
-static int mkdir_p(const char *dir, rbk_err *err)
-{
-	char *p = rbk_xstrdup(dir);
-	int rc = 0;
-	for (char *q = p + 1;; q++) {
-		if (*q != '/' && *q != '\0')
-			continue;
-		char c = *q;
-		*q = '\0';
-		if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-			rbk_err_set(err, -1, "store home %s: cannot create %s: %s", dir, p,
-				    strerror(errno));
-			rc = -1;
-			break;
-		}
-		*q = c;
-		if (!c)
-			break;
-	}
-	rbk_free(p);
-	struct stat sb;
-	if (rc == 0 && (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
-		rbk_err_set(err, -1, "store home %s: not a directory", dir);
-		rc = -1;
-	}
-	return rc;
 }
 
 /* Refuse a file that is not SQLite before SQLite touches it: never risk
@@ -699,7 +672,7 @@ static int check_header(const char *path, rbk_err *err)
 	return 0;
 }
 
-static int migrate(rbk_store *s, rbk_err *err)
+static int migrate(rbk_sqlite *s, rbk_err *err)
 {
 	const char *op = "migrate schema";
 	if (tx_begin(s, op, err) < 0)
@@ -732,20 +705,41 @@ static int migrate(rbk_store *s, rbk_err *err)
 	return tx_commit(s, op, err);
 }
 
-int rbk_store_open(rbk_store **out, const char *home, rbk_err *err)
+int rbk_sqlite_open(rbk_sqlite **out, const char *home, rbk_err *err)
 {
 	*out = NULL;
 	if (!home || !*home) {
 		rbk_err_set(err, -1, "store: no home directory given");
 		return -1;
 	}
-	if (mkdir_p(home, err) < 0)
-		return -1;
 	size_t hl = strlen(home);
 	while (hl > 1 && home[hl - 1] == '/')
 		hl--;
 	char *path = rbk_xasprintf("%.*s/rbk.db", (int)hl, home);
-	if (check_header(path, err) < 0) {
+	int rc = rbk_sqlite_open_file(out, path, err);
+	rbk_free(path);
+	return rc;
+}
+
+int rbk_sqlite_open_file(rbk_sqlite **out, const char *file, rbk_err *err)
+{
+	*out = NULL;
+	if (!file || !*file) {
+		rbk_err_set(err, -1, "store: no SQLite file given");
+		return -1;
+	}
+	char *home = rbk_xstrdup(file);
+	char *slash = strrchr(home, '/');
+	if (!slash)
+		strcpy(home, ".");
+	else if (slash == home)
+		slash[1] = 0;
+	else
+		*slash = 0;
+	int hrc = rbk_mkdir_p(home, err);
+	char *path = rbk_xstrdup(file);
+	if (hrc < 0 || check_header(path, err) < 0) {
+		rbk_free(home);
 		rbk_free(path);
 		return -1;
 	}
@@ -761,7 +755,8 @@ int rbk_store_open(rbk_store **out, const char *home, rbk_err *err)
 		}
 		close(nfd);
 	}
-	rbk_store *s = rbk_xcalloc(1, sizeof *s);
+	rbk_free(home);
+	rbk_sqlite *s = rbk_xcalloc(1, sizeof *s);
 	s->path = path;
 	s->rng = (unsigned)getpid() ^ (unsigned)mono_ms();
 	rbk_store_fault_install(); /* a no-op unless RBK_FAULT_IO is set (tests) */
@@ -804,11 +799,11 @@ int rbk_store_open(rbk_store **out, const char *home, rbk_err *err)
 	*out = s;
 	return 0;
 fail:
-	rbk_store_close(s);
+	rbk_sqlite_close(s);
 	return -1;
 }
 
-void rbk_store_close(rbk_store *s)
+void rbk_sqlite_close(rbk_sqlite *s)
 {
 	if (!s)
 		return;
@@ -821,7 +816,7 @@ void rbk_store_close(rbk_store *s)
 	rbk_free(s);
 }
 
-int rbk_store_info_get(rbk_store *s, rbk_store_info *out, rbk_err *err)
+int rbk_sqlite_info_get(rbk_sqlite *s, rbk_store_info *out, rbk_err *err)
 {
 	memset(out, 0, sizeof *out);
 	if (exec1(s, sql_user_version, "info", &out->schema_version, NULL, 0, err) < 0 ||
@@ -878,7 +873,7 @@ static const char zero_hash[65] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
 
 /* An actor or kind is one non-empty line: the canonical form relies on it. */
-static int check_line(rbk_store *s, const char *what, const char *v, const char *op, rbk_err *err)
+static int check_line(rbk_sqlite *s, const char *what, const char *v, const char *op, rbk_err *err)
 {
 	if (!v || !*v)
 		return plain_fail(s, err, RBK_ERR_GENERIC, op, "empty %s", what);
@@ -887,7 +882,7 @@ static int check_line(rbk_store *s, const char *what, const char *v, const char 
 	return 0;
 }
 
-static int check_json(rbk_store *s, const char *what, const char *text, const char *op,
+static int check_json(rbk_sqlite *s, const char *what, const char *text, const char *op,
 		      rbk_val *keep, rbk_err *err)
 {
 	rbk_val v;
@@ -902,7 +897,7 @@ static int check_json(rbk_store *s, const char *what, const char *text, const ch
 }
 
 /* The append itself, inside an open transaction (ours or the caller's). */
-static int append_tx(rbk_store *s, int64_t run_id, const char *actor, const char *kind,
+static int append_tx(rbk_sqlite *s, int64_t run_id, const char *actor, const char *kind,
 		     const char *data, int64_t *out_seq, rbk_err *err)
 {
 	const char *op = "append event";
@@ -952,7 +947,7 @@ static int append_tx(rbk_store *s, int64_t run_id, const char *actor, const char
 	return 0;
 }
 
-int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char *kind,
+int rbk_sqlite_append(rbk_sqlite *s, int64_t run_id, const char *actor, const char *kind,
 		     const char *data_json, int64_t *out_seq, rbk_err *err)
 {
 	const char *op = "append event";
@@ -993,7 +988,7 @@ static char *run_created_data(const rbk_store_run_spec *spec, const char *sha, r
 	return json;
 }
 
-static int insert_source(rbk_store *s, const char *sha, const char *bytes, size_t len,
+static int insert_source(rbk_sqlite *s, const char *sha, const char *bytes, size_t len,
 			 const char *op, rbk_err *err)
 {
 	sqlite3_stmt *st = stmt(s, ST_INSERT_SOURCE, op, err);
@@ -1008,7 +1003,7 @@ static int insert_source(rbk_store *s, const char *sha, const char *bytes, size_
 	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
 }
 
-static int insert_run(rbk_store *s, const rbk_store_run_spec *spec, const char *sha,
+static int insert_run(rbk_sqlite *s, const rbk_store_run_spec *spec, const char *sha,
 		      const char *params, const char *prov, int64_t *out_id, const char *op,
 		      rbk_err *err)
 {
@@ -1043,7 +1038,7 @@ static int insert_run(rbk_store *s, const rbk_store_run_spec *spec, const char *
 	return 0;
 }
 
-int rbk_store_run_create(rbk_store *s, const rbk_store_run_spec *spec, int64_t *out_id,
+int rbk_sqlite_run_create(rbk_sqlite *s, const rbk_store_run_spec *spec, int64_t *out_id,
 			 rbk_err *err)
 {
 	const char *op = "create run";
@@ -1092,7 +1087,7 @@ static int is_status(const char *v)
 	return 0;
 }
 
-int rbk_store_run_set(rbk_store *s, int64_t run_id, const char *status, const char *current_state,
+int rbk_sqlite_run_set(rbk_sqlite *s, int64_t run_id, const char *status, const char *current_state,
 		      rbk_err *err)
 {
 	const char *op = "update run";
@@ -1124,7 +1119,7 @@ int rbk_store_run_set(rbk_store *s, int64_t run_id, const char *status, const ch
 	return op_end(s, own, rc, op, err);
 }
 
-int rbk_store_run_get(rbk_store *s, int64_t id, rbk_store_run *out, rbk_err *err)
+int rbk_sqlite_run_get(rbk_sqlite *s, int64_t id, rbk_store_run *out, rbk_err *err)
 {
 	const char *op = "read run";
 	memset(out, 0, sizeof *out);
@@ -1159,21 +1154,7 @@ int rbk_store_run_get(rbk_store *s, int64_t id, rbk_store_run *out, rbk_err *err
 	return 0;
 }
 
-void rbk_store_run_free(rbk_store_run *r)
-{
-	if (!r)
-		return;
-	char **fields[] = {&r->runbook,	      &r->status,	 &r->actor,
-			   &r->created_at,    &r->updated_at,	 &r->parent_state,
-			   &r->params_json,   &r->source_sha256, &r->provenance_json,
-			   &r->current_state, &r->lock_key};
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		rbk_free(*fields[i]);
-		*fields[i] = NULL;
-	}
-}
-
-int rbk_store_source(rbk_store *s, const char *sha256, char **bytes, size_t *len, rbk_err *err)
+int rbk_sqlite_source(rbk_sqlite *s, const char *sha256, char **bytes, size_t *len, rbk_err *err)
 {
 	const char *op = "read source";
 	*bytes = NULL;
@@ -1204,7 +1185,7 @@ int rbk_store_source(rbk_store *s, const char *sha256, char **bytes, size_t *len
 /* ---- walks ---- */
 
 /* A statement of its own for a walk (see sql_events_all). */
-static sqlite3_stmt *walk_stmt(rbk_store *s, const char *sql, const char *op, rbk_err *err)
+static sqlite3_stmt *walk_stmt(rbk_sqlite *s, const char *sql, const char *op, rbk_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -1216,7 +1197,7 @@ static sqlite3_stmt *walk_stmt(rbk_store *s, const char *sql, const char *op, rb
 	return st;
 }
 
-static int walk_end(rbk_store *s, sqlite3_stmt *st, int rc, int stopped, const char *op,
+static int walk_end(rbk_sqlite *s, sqlite3_stmt *st, int rc, int stopped, const char *op,
 		    rbk_err *err)
 {
 	if (stopped) {
@@ -1232,7 +1213,7 @@ static int walk_end(rbk_store *s, sqlite3_stmt *st, int rc, int stopped, const c
 	return 0;
 }
 
-static int events_walk(rbk_store *s, int64_t run_id, int64_t after, int (*fn)(void *ctx, const rbk_store_event *ev),
+static int events_walk(rbk_sqlite *s, int64_t run_id, int64_t after, int (*fn)(void *ctx, const rbk_store_event *ev),
 		       void *ctx, rbk_err *err)
 {
 	const char *op = "read events";
@@ -1263,13 +1244,13 @@ static int events_walk(rbk_store *s, int64_t run_id, int64_t after, int (*fn)(vo
 	return walk_end(s, st, rc, stopped, op, err);
 }
 
-int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
+int rbk_sqlite_events(rbk_sqlite *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
 		     void *ctx, rbk_err *err)
 {
 	return events_walk(s, run_id, 0, fn, ctx, err);
 }
 
-int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq,
+int rbk_sqlite_events_after(rbk_sqlite *s, int64_t run_id, int64_t after_seq,
 			   int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
 {
 	return events_walk(s, run_id, after_seq > 0 ? after_seq : 0, fn, ctx, err);
@@ -1277,7 +1258,7 @@ int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq,
 
 /* The chain from event from on (1: all of it), streaming in constant
  * memory: the first event's link to the one before it is checked too. */
-static int check_chain(rbk_store *s, int64_t from, const char *op, int64_t *out_count, int64_t *out_bad_seq,
+static int check_chain(rbk_sqlite *s, int64_t from, const char *op, int64_t *out_count, int64_t *out_bad_seq,
 		       char **out_why, rbk_err *err)
 {
 	*out_count = 0;
@@ -1289,7 +1270,7 @@ static int check_chain(rbk_store *s, int64_t from, const char *op, int64_t *out_
 	char head[65], hash[65];
 	memcpy(head, zero_hash, sizeof head);
 	if (from > 1) {
-		int r = rbk_store_event_hash(s, from - 1, head, err);
+		int r = rbk_sqlite_event_hash(s, from - 1, head, err);
 		if (r < 0)
 			return -1;
 		if (r == 1 || strlen(head) != 64) {
@@ -1374,7 +1355,7 @@ static int check_chain(rbk_store *s, int64_t from, const char *op, int64_t *out_
 	return 0;
 }
 
-int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why,
+int rbk_sqlite_verify(rbk_sqlite *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why,
 		     rbk_err *err)
 {
 	return check_chain(s, 1, "verify", out_count, out_bad_seq, out_why, err);
@@ -1384,15 +1365,15 @@ int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, cha
  * nothing). */
 static const char broken_key[] = "chain.broken";
 
-void rbk_store_note_broken(rbk_store *s, const char *why)
+void rbk_sqlite_note_broken(rbk_sqlite *s, const char *why)
 {
 	char *was = NULL;
-	if (rbk_store_meta_get(s, broken_key, &was, NULL) == 0 && strcmp(was ? was : "", why ? why : "") != 0)
-		rbk_store_meta_set(s, broken_key, why ? why : "", NULL); /* a read-only store stays as it is */
+	if (rbk_sqlite_meta_get(s, broken_key, &was, NULL) == 0 && strcmp(was ? was : "", why ? why : "") != 0)
+		rbk_sqlite_meta_set(s, broken_key, why ? why : "", NULL); /* a read-only store stays as it is */
 	rbk_free(was);
 }
 
-int rbk_store_writable(rbk_store *s, rbk_err *err)
+int rbk_sqlite_writable(rbk_sqlite *s, rbk_err *err)
 {
 	const char *op = "open for writing";
 	if (sqlite3_db_readonly(s->db, "main") == 1) {
@@ -1402,7 +1383,7 @@ int rbk_store_writable(rbk_store *s, rbk_err *err)
 		return plain_fail(s, err, RBK_ERR_STORE, op, "cannot write: %s", why);
 	}
 	char *mark = NULL;
-	if (rbk_store_meta_get(s, broken_key, &mark, err) < 0)
+	if (rbk_sqlite_meta_get(s, broken_key, &mark, err) < 0)
 		return -1;
 	if (mark && *mark) {
 		plain_fail(s, err, RBK_ERR_STORE, op,
@@ -1417,7 +1398,7 @@ int rbk_store_writable(rbk_store *s, rbk_err *err)
 	 * there is not appended to. */
 	int64_t head = 0, count = 0, bad = 0;
 	char hash[65], *why = NULL;
-	if (rbk_store_head(s, &head, hash, err) < 0 ||
+	if (rbk_sqlite_head(s, &head, hash, err) < 0 ||
 	    check_chain(s, head > RBK_STORE_TAIL_CHECK ? head - RBK_STORE_TAIL_CHECK + 1 : 1, op, &count, &bad, &why,
 			err) < 0)
 		return -1;
@@ -1434,7 +1415,7 @@ int rbk_store_writable(rbk_store *s, rbk_err *err)
 
 /* ---- steps ---- */
 
-int rbk_store_step_record(rbk_store *s, int64_t run_id, const char *state, int attempt,
+int rbk_sqlite_step_record(rbk_sqlite *s, int64_t run_id, const char *state, int attempt,
 			  const char *status, int64_t started_seq, int64_t ended_seq, rbk_err *err)
 {
 	const char *op = "record step";
@@ -1474,7 +1455,7 @@ int rbk_store_step_record(rbk_store *s, int64_t run_id, const char *state, int a
 	return rc;
 }
 
-int rbk_store_steps(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_step *st),
+int rbk_sqlite_steps(rbk_sqlite *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_step *st),
 		    void *ctx, rbk_err *err)
 {
 	const char *op = "read steps";
@@ -1499,7 +1480,7 @@ int rbk_store_steps(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk
 	return walk_end(s, st, rc, stopped, op, err);
 }
 
-int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int64_t *out_run, rbk_err *err)
+int rbk_sqlite_lock_holder(rbk_sqlite *s, const char *key, int64_t except_run, int64_t *out_run, rbk_err *err)
 {
 	const char *op = "read lock";
 	*out_run = 0;
@@ -1518,7 +1499,7 @@ int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int
 	return 0;
 }
 
-int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err)
+int rbk_sqlite_run_owner(rbk_sqlite *s, int64_t run_id, int64_t pid, rbk_err *err)
 {
 	const char *op = "set run owner";
 	int own;
@@ -1539,7 +1520,7 @@ int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err)
 
 /* History reads: one statement per call, built from the filter (values are
  * bound, never spliced into the SQL). Newest first. */
-int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run),
+int rbk_sqlite_runs(rbk_sqlite *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run),
 		   void *ctx, rbk_err *err)
 {
 	const char *op = "list runs";
@@ -1609,7 +1590,7 @@ int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *
 
 /* ---- the scheduler's fires ---- */
 
-int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const char *nominal, const char *outcome,
+int rbk_sqlite_fire_claim(rbk_sqlite *s, const char *runbook, int entry, const char *nominal, const char *outcome,
 			 const char *note, int64_t *out_id, rbk_err *err)
 {
 	const char *op = "record fire";
@@ -1641,7 +1622,7 @@ int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const cha
 	return op_end(s, own, ret < 0 ? -1 : 0, op, err) < 0 ? -1 : ret;
 }
 
-int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t run_id, const char *note, rbk_err *err)
+int rbk_sqlite_fire_set(rbk_sqlite *s, int64_t fire, const char *outcome, int64_t run_id, const char *note, rbk_err *err)
 {
 	const char *op = "update fire";
 	int own;
@@ -1662,7 +1643,7 @@ int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t 
 	return op_end(s, own, ret, op, err);
 }
 
-int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *outcome, int64_t limit,
+int rbk_sqlite_fires(rbk_sqlite *s, const char *runbook, int entry, const char *outcome, int64_t limit,
 		    int (*fn)(void *ctx, const rbk_store_fire *f), void *ctx, rbk_err *err)
 {
 	const char *op = "read fires";
@@ -1691,7 +1672,7 @@ int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *ou
 	return ret;
 }
 
-int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err)
+int rbk_sqlite_meta_get(rbk_sqlite *s, const char *key, char **out, rbk_err *err)
 {
 	const char *op = "read meta";
 	*out = NULL;
@@ -1707,7 +1688,7 @@ int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
 }
 
-int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err)
+int rbk_sqlite_meta_set(rbk_sqlite *s, const char *key, const char *value, rbk_err *err)
 {
 	const char *op = "write meta";
 	int own;
@@ -1726,7 +1707,7 @@ int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err
 	return op_end(s, own, ret, op, err);
 }
 
-int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err)
+int rbk_sqlite_head(rbk_sqlite *s, int64_t *seq, char hash[65], rbk_err *err)
 {
 	const char *op = "read chain head";
 	*seq = 0;
@@ -1743,7 +1724,7 @@ int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
 }
 
-int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err)
+int rbk_sqlite_event_hash(rbk_sqlite *s, int64_t seq, char hash[65], rbk_err *err)
 {
 	const char *op = "read event";
 	hash[0] = '\0';
@@ -1770,7 +1751,7 @@ void rbk_store_chain_hash(const char *prev, int64_t seq, int64_t run_id, const c
 	rbk_buf_free(&b);
 }
 
-int rbk_store_links(rbk_store *s, int64_t from_seq, int64_t to_seq, int (*fn)(void *ctx, const rbk_store_event *ev),
+int rbk_sqlite_links(rbk_sqlite *s, int64_t from_seq, int64_t to_seq, int (*fn)(void *ctx, const rbk_store_event *ev),
 		    void *ctx, rbk_err *err)
 {
 	const char *op = "read chain";

@@ -1,9 +1,11 @@
 /* store: the durable record of runs, an append-only hash-chained event log.
  *
- * One store is one directory (RBK_HOME) holding rbk.db, an SQLite database in
- * WAL mode with synchronous=FULL: a call that returns 0 after a commit has
- * reached the disk. Every SQL statement of rbk lives in store.c, behind this
- * interface, so another backend (PostgreSQL) is an addition, not a rewrite.
+ * Two backends behind this one interface: SQLite (store/sqlite.c), the
+ * embedded default, one file rbk.db in the state directory in WAL mode with
+ * synchronous=FULL; and PostgreSQL (store/pg.c), one database shared by many
+ * hosts. A call that returns 0 after a commit has reached the disk. Every
+ * SQL statement of rbk lives in the store layer; the engine, the CLI and
+ * the audit code never know which backend they talk to.
  *
  * Transactions. Each writing call runs in its own transaction unless the
  * caller opened one with rbk_store_begin, in which case it joins it and
@@ -37,14 +39,24 @@ typedef struct rbk_store rbk_store;
  * the schema up to date. Refuses, leaving the file untouched, a file that is
  * not an SQLite database and a store whose schema is newer than this build. */
 int rbk_store_open(rbk_store **out, const char *home, rbk_err *err);
+/* The store url names: NULL or "" = home/rbk.db as above; sqlite:PATH = that
+ * SQLite file; postgresql://... or postgres://... = a libpq connection URI
+ * (store/pg.h). Anything else is refused with err->code RBK_ERR_STORE,
+ * without quoting more than its scheme (a URI may hold a password). */
+int rbk_store_open_url(rbk_store **out, const char *url, const char *home, rbk_err *err);
 /* Rolls back a transaction still open. NULL is allowed. */
 void rbk_store_close(rbk_store *s);
-/* home/rbk.db. */
+/* The store's name in messages: the SQLite file, or the PostgreSQL URI
+ * without its password. */
 const char *rbk_store_path(const rbk_store *s);
+/* "sqlite" or "postgresql". */
+const char *rbk_store_kind(const rbk_store *s);
 
-/* The schema versions this build knows: 1 .. rbk_store_schema_latest(). */
+/* The schema versions this build knows: 1 .. rbk_store_schema_latest()
+ * (the same logical versions on both backends). */
 int rbk_store_schema_latest(void);
-/* The SQL of migration version (schemas/store.sql is migration 1), or NULL. */
+/* The SQLite SQL of migration version (schemas/store.sql holds them in
+ * order), or NULL. */
 const char *rbk_store_migration_sql(int version);
 
 typedef struct {

@@ -1,0 +1,232 @@
+/* store: the one door to the durable record; picks the backend a store URL
+ * names and passes each call on (store.h). */
+#include "store/store.h"
+
+#include <string.h>
+
+#include "base/dirlist.h"
+#include "base/mem.h"
+#include "store/pg.h"
+#include "store/sqlite.h"
+
+struct rbk_store {
+	rbk_sqlite *lite; /* exactly one of the two */
+	rbk_pgstore *pg;
+};
+
+static int is_pg_url(const char *url)
+{
+	return !strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11) ||
+	       !strncmp(url, "postgresql:", 11);
+}
+
+int rbk_store_open(rbk_store **out, const char *home, rbk_err *err)
+{
+	return rbk_store_open_url(out, NULL, home, err);
+}
+
+int rbk_store_open_url(rbk_store **out, const char *url, const char *home, rbk_err *err)
+{
+	*out = NULL;
+	rbk_store *s = rbk_xcalloc(1, sizeof *s);
+	int rc;
+	if (!url || !*url) {
+		rc = rbk_sqlite_open(&s->lite, home, err);
+	} else if (!strncmp(url, "sqlite:", 7)) {
+		rc = rbk_sqlite_open_file(&s->lite, url + 7, err);
+	} else if (is_pg_url(url)) {
+		/* The state directory still holds this host's files (owners). */
+		rc = home && *home ? rbk_mkdir_p(home, err) : 0;
+		if (rc == 0)
+			rc = rbk_pgstore_open(&s->pg, url, err);
+	} else {
+		/* Never echo the whole text: it may hold a password. */
+		const char *colon = strchr(url, ':');
+		rbk_err_set(err, -1, "store '%.*s...': unknown kind of store (use sqlite:PATH or postgresql://...)",
+			    colon ? (int)(colon - url) : 0, url);
+		err->code = RBK_ERR_STORE;
+		rc = -1;
+	}
+	if (rc < 0) {
+		rbk_free(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+void rbk_store_close(rbk_store *s)
+{
+	if (!s)
+		return;
+	if (s->pg)
+		rbk_pgstore_close(s->pg);
+	else
+		rbk_sqlite_close(s->lite);
+	rbk_free(s);
+}
+
+const char *rbk_store_path(const rbk_store *s) { return s->pg ? rbk_pgstore_path(s->pg) : rbk_sqlite_path(s->lite); }
+
+const char *rbk_store_kind(const rbk_store *s) { return s->pg ? "postgresql" : "sqlite"; }
+
+int rbk_store_schema_latest(void) { return rbk_sqlite_schema_latest(); }
+
+const char *rbk_store_migration_sql(int version) { return rbk_sqlite_migration_sql(version); }
+
+void rbk_store_run_free(rbk_store_run *r)
+{
+	if (!r)
+		return;
+	char **fields[] = {&r->runbook,	      &r->status,	 &r->actor,
+			   &r->created_at,    &r->updated_at,	 &r->parent_state,
+			   &r->params_json,   &r->source_sha256, &r->provenance_json,
+			   &r->current_state, &r->lock_key};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		rbk_free(*fields[i]);
+		*fields[i] = NULL;
+	}
+}
+
+/* ---- every other call: to the backend ---- */
+
+int rbk_store_info_get(rbk_store *s, rbk_store_info *out, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_info_get(s->pg, out, err) : rbk_sqlite_info_get(s->lite, out, err);
+}
+
+int rbk_store_begin(rbk_store *s, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_begin(s->pg, err) : rbk_sqlite_begin(s->lite, err);
+}
+
+int rbk_store_commit(rbk_store *s, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_commit(s->pg, err) : rbk_sqlite_commit(s->lite, err);
+}
+
+void rbk_store_rollback(rbk_store *s)
+{
+	if (s->pg)
+		rbk_pgstore_rollback(s->pg);
+	else
+		rbk_sqlite_rollback(s->lite);
+}
+
+int rbk_store_run_create(rbk_store *s, const rbk_store_run_spec *spec, int64_t *out_id, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_run_create(s->pg, spec, out_id, err) : rbk_sqlite_run_create(s->lite, spec, out_id, err);
+}
+
+int rbk_store_run_set(rbk_store *s, int64_t run_id, const char *status, const char *current_state, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_run_set(s->pg, run_id, status, current_state, err) : rbk_sqlite_run_set(s->lite, run_id, status, current_state, err);
+}
+
+int rbk_store_run_get(rbk_store *s, int64_t id, rbk_store_run *out, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_run_get(s->pg, id, out, err) : rbk_sqlite_run_get(s->lite, id, out, err);
+}
+
+int rbk_store_source(rbk_store *s, const char *sha256, char **bytes, size_t *len, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_source(s->pg, sha256, bytes, len, err) : rbk_sqlite_source(s->lite, sha256, bytes, len, err);
+}
+
+int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const char *data_json, int64_t *out_seq, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_append(s->pg, run_id, actor, kind, data_json, out_seq, err) : rbk_sqlite_append(s->lite, run_id, actor, kind, data_json, out_seq, err);
+}
+
+int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_events(s->pg, run_id, fn, ctx, err) : rbk_sqlite_events(s->lite, run_id, fn, ctx, err);
+}
+
+int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_events_after(s->pg, run_id, after_seq, fn, ctx, err) : rbk_sqlite_events_after(s->lite, run_id, after_seq, fn, ctx, err);
+}
+
+int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_verify(s->pg, out_count, out_bad_seq, out_why, err) : rbk_sqlite_verify(s->lite, out_count, out_bad_seq, out_why, err);
+}
+
+int rbk_store_writable(rbk_store *s, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_writable(s->pg, err) : rbk_sqlite_writable(s->lite, err);
+}
+
+void rbk_store_note_broken(rbk_store *s, const char *why)
+{
+	if (s->pg)
+		rbk_pgstore_note_broken(s->pg, why);
+	else
+		rbk_sqlite_note_broken(s->lite, why);
+}
+
+int rbk_store_step_record(rbk_store *s, int64_t run_id, const char *state, int attempt, const char *status, int64_t started_seq, int64_t ended_seq, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_step_record(s->pg, run_id, state, attempt, status, started_seq, ended_seq, err) : rbk_sqlite_step_record(s->lite, run_id, state, attempt, status, started_seq, ended_seq, err);
+}
+
+int rbk_store_steps(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_step *st), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_steps(s->pg, run_id, fn, ctx, err) : rbk_sqlite_steps(s->lite, run_id, fn, ctx, err);
+}
+
+int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int64_t *out_run, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_lock_holder(s->pg, key, except_run, out_run, err) : rbk_sqlite_lock_holder(s->lite, key, except_run, out_run, err);
+}
+
+int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_run_owner(s->pg, run_id, pid, err) : rbk_sqlite_run_owner(s->lite, run_id, pid, err);
+}
+
+int rbk_store_runs(rbk_store *s, const rbk_store_run_filter *f, int (*fn)(void *ctx, const rbk_store_run *run), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_runs(s->pg, f, fn, ctx, err) : rbk_sqlite_runs(s->lite, f, fn, ctx, err);
+}
+
+int rbk_store_fire_claim(rbk_store *s, const char *runbook, int entry, const char *nominal, const char *outcome, const char *note, int64_t *out_id, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_fire_claim(s->pg, runbook, entry, nominal, outcome, note, out_id, err) : rbk_sqlite_fire_claim(s->lite, runbook, entry, nominal, outcome, note, out_id, err);
+}
+
+int rbk_store_fire_set(rbk_store *s, int64_t fire, const char *outcome, int64_t run_id, const char *note, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_fire_set(s->pg, fire, outcome, run_id, note, err) : rbk_sqlite_fire_set(s->lite, fire, outcome, run_id, note, err);
+}
+
+int rbk_store_fires(rbk_store *s, const char *runbook, int entry, const char *outcome, int64_t limit, int (*fn)(void *ctx, const rbk_store_fire *f), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_fires(s->pg, runbook, entry, outcome, limit, fn, ctx, err) : rbk_sqlite_fires(s->lite, runbook, entry, outcome, limit, fn, ctx, err);
+}
+
+int rbk_store_head(rbk_store *s, int64_t *seq, char hash[65], rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_head(s->pg, seq, hash, err) : rbk_sqlite_head(s->lite, seq, hash, err);
+}
+
+int rbk_store_event_hash(rbk_store *s, int64_t seq, char hash[65], rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_event_hash(s->pg, seq, hash, err) : rbk_sqlite_event_hash(s->lite, seq, hash, err);
+}
+
+int rbk_store_links(rbk_store *s, int64_t from_seq, int64_t to_seq, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_links(s->pg, from_seq, to_seq, fn, ctx, err) : rbk_sqlite_links(s->lite, from_seq, to_seq, fn, ctx, err);
+}
+
+int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_meta_get(s->pg, key, out, err) : rbk_sqlite_meta_get(s->lite, key, out, err);
+}
+
+int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_meta_set(s->pg, key, value, err) : rbk_sqlite_meta_set(s->lite, key, value, err);
+}
