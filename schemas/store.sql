@@ -103,3 +103,13 @@ CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
+
+-- migration 3: where a run may execute and who executes it
+-- (docs/scale-out.md): its queue, its executor's lease (milliseconds since
+-- 1970 on the host's clock: an SQLite store serves one host) and its epoch,
+-- the fencing token each claim bumps.
+ALTER TABLE runs ADD COLUMN queue TEXT NULL;
+ALTER TABLE runs ADD COLUMN lease_owner TEXT NULL;
+ALTER TABLE runs ADD COLUMN lease_until INTEGER NULL;
+ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_queue ON runs(queue, status) WHERE parent_run IS NULL;

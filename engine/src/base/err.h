@@ -10,7 +10,8 @@
 enum {
 	RBK_ERR_GENERIC = 0,
 	RBK_ERR_NONAME = 1, /* a name that does not exist */
-	RBK_ERR_STORE = 6   /* the store cannot be written, or is broken (RBK_EXIT_STORE) */
+	RBK_ERR_STORE = 6,  /* the store cannot be written, or is broken (RBK_EXIT_STORE) */
+	RBK_ERR_FENCED = 7  /* this executor lost the run's lease: it writes nothing more */
 };
 
 typedef struct {

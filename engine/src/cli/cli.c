@@ -1,8 +1,10 @@
 /* cli: shared command helpers. */
 #include "cli/cli.h"
+#include "audit/runview.h"
 #include "base/exitcode.h"
 #include "base/mem.h"
 #include "base/principal.h"
+#include "exec/interp.h"
 #include "exec/registry.h"
 #include "store/store.h"
 
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *rbk_cli_search_path(void)
@@ -171,4 +174,84 @@ int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg)
 	if (c == ':')
 		return rbk_cli_usage_error(cmd, "option %s needs a value", arg);
 	return rbk_cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+char *rbk_cli_host_queue(void)
+{
+	char host[256] = "localhost";
+	gethostname(host, sizeof host - 1);
+	return rbk_xasprintf("host:%s", host);
+}
+
+typedef struct {
+	int64_t deadline_ms; /* of the pending approval; -1: none pending */
+	bool answered;	     /* decided, not yet acted on */
+} pending;
+
+static int scan_approval(void *ctx, const rbk_store_event *ev)
+{
+	pending *p = ctx;
+	if (!strcmp(ev->kind, "approval_requested")) {
+		const char *at = strstr(ev->data, "\"deadline_ms\":");
+		p->deadline_ms = at ? strtoll(at + 14, NULL, 10) : -1;
+		p->answered = false;
+	} else if (!strcmp(ev->kind, "approval_decided")) {
+		p->deadline_ms = -1;
+		p->answered = true;
+	} else if (!strcmp(ev->kind, "transition") || !strcmp(ev->kind, "run_finished")) {
+		p->deadline_ms = -1;
+		p->answered = false;
+	}
+	return 0;
+}
+
+bool rbk_cli_approval_due(rbk_store *s, int64_t run_id, int64_t now_ms)
+{
+	pending p = {-1, false};
+	rbk_err e = {0};
+	if (rbk_store_events(s, run_id, scan_approval, &p, &e) < 0)
+		return false;
+	return p.answered || (p.deadline_ms >= 0 && p.deadline_ms <= now_ms);
+}
+
+typedef struct {
+	int64_t last;
+	bool json;
+} follow_ctx;
+
+static int follow_line(void *ctx, const rbk_store_event *ev)
+{
+	follow_ctx *f = ctx;
+	f->last = ev->seq;
+	if (f->json) {
+		char *j = rbk_runview_event_json(ev);
+		printf("%s\n", j);
+		rbk_free(j);
+	} else {
+		rbk_runview_event_line(stdout, ev);
+	}
+	return 0;
+}
+
+int rbk_cli_follow(rbk_store *s, int64_t run_id, int64_t after_seq, bool json)
+{
+	follow_ctx f = {after_seq, json};
+	for (;;) {
+		rbk_err e = {0};
+		rbk_store_run r = {0};
+		/* The status first: events up to it are then all there to print. */
+		if (rbk_store_run_get(s, run_id, &r, &e) < 0 || rbk_store_events_after(s, run_id, f.last, follow_line, &f, &e) < 0) {
+			fprintf(stderr, "rbk: error: %s\n", e.msg);
+			rbk_store_run_free(&r);
+			return e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
+		}
+		fflush(stdout);
+		bool settled = strcmp(r.status, "queued") && strcmp(r.status, "running") && strcmp(r.status, "interrupted");
+		int code = rbk_interp_exit_code(r.status);
+		rbk_store_run_free(&r);
+		if (settled)
+			return code;
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }

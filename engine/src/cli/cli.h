@@ -36,7 +36,9 @@ extern const rbk_cmd rbk_cmd_verify;
 extern const rbk_cmd rbk_cmd_audit;
 extern const rbk_cmd rbk_cmd_replay;
 extern const rbk_cmd rbk_cmd_export;
+extern const rbk_cmd rbk_cmd_agent;
 extern const rbk_cmd rbk_cmd_report;
+extern const rbk_cmd rbk_cmd_store;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {
@@ -98,5 +100,14 @@ int rbk_cli_usage_error(const rbk_cmd *cmd, const char *fmt, ...) __attribute__(
  * missing value (the option string starts with ':'), else the option is
  * unknown; arg is the option as written (argv[optind - 1]). Returns 2. */
 int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg);
+
+/* This host's own queue: host:HOSTNAME (caller frees). */
+char *rbk_cli_host_queue(void);
+/* Whether a waiting run has something for an executor to do now: its
+ * approval was answered, or its deadline (wall-clock ms) passed by now_ms. */
+bool rbk_cli_approval_due(struct rbk_store *s, int64_t run_id, int64_t now_ms);
+/* Print run id's timeline as it grows (from after_seq) until it ends,
+ * waits or needs attention; returns its exit code (docs/cli.md). */
+int rbk_cli_follow(struct rbk_store *s, int64_t run_id, int64_t after_seq, bool json);
 
 #endif

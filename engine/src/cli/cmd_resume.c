@@ -6,6 +6,7 @@
 #include "base/exitcode.h"
 #include "exec/interp.h"
 #include "base/mem.h"
+#include "runbook/model.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -18,13 +19,15 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 					     {"comment", required_argument, 0, 'c'},  {"rollback", no_argument, 0, 'b'},
 					     {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"param", required_argument, 0, 'p'},    {"json", no_argument, 0, 'j'},
+					     {"lease", required_argument, 0, 'L'},    {"agent", no_argument, 0, 'A'},
 					     {0, 0, 0, 0}};
 	rbk_resume_mode mode = cmd == &rbk_cmd_approve	 ? RBK_RESUME_APPROVE
 			       : cmd == &rbk_cmd_reject	 ? RBK_RESUME_REJECT
 			       : cmd == &rbk_cmd_abort	 ? RBK_RESUME_ABORT
 							 : RBK_RESUME_PLAIN;
 	const char *home_opt = NULL, *comment = NULL;
-	bool json = false;
+	bool json = false, agent = false;
+	int64_t lease_ms = 0;
 	rbk_param_arg *args = rbk_xcalloc((size_t)argc, sizeof *args);
 	char (*names)[128] = rbk_xcalloc((size_t)argc, sizeof *names);
 	size_t nargs = 0;
@@ -63,6 +66,11 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 		case 'H': home_opt = optarg; break;
 		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
 		case 'j': json = true; break;
+		case 'L':
+			if ((lease_ms = rbk_model_duration(optarg)) < 1000)
+				rc = rbk_cli_usage_error(cmd, "--lease takes a duration of 1s or more (30s, 2m), not '%.80s'", optarg);
+			break;
+		case 'A': agent = true; break; /* set by rbk agent: it serves the run's queue */
 		case 'p':
 			if (rbk_params_parse_arg(optarg, &args[nargs], names[nargs], sizeof names[nargs], &e) < 0)
 				rc = rbk_cli_usage_error(cmd, "%s", e.msg);
@@ -90,7 +98,14 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
-		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false};
+		/* A run queued elsewhere is only acted on here (a decision
+		 * recorded), then handed back to the agents of its queue. */
+		char *hostq = rbk_cli_host_queue();
+		rbk_store_lease lease = {0};
+		bool elsewhere = !agent && rbk_store_lease_get(store, id, &lease, &e) == 0 && lease.queue &&
+				 strcmp(lease.queue, hostq) != 0;
+		e = (rbk_err){0};
+		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, NULL, elsewhere, lease_ms};
 		const char *status = "failed";
 		rbk_interp_install_signals();
 		if (rbk_interp_resume(&ip, id, mode, comment, args, nargs, &status, &e) < 0) {
@@ -101,9 +116,15 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 			bool handed = (mode == RBK_RESUME_ABORT || mode == RBK_RESUME_ABORT_ROLLBACK) &&
 				      !strcmp(status, "running");
 			rc = handed ? RBK_EXIT_OK : rbk_interp_exit_code(status);
+			if (elsewhere && !json)
+				rbk_ui_note(&ui, id, "handed to queue %s: an agent serving it goes on with the run", lease.queue);
+			if (elsewhere)
+				rc = !strcmp(status, "needs_attention") ? RBK_EXIT_WAITING : RBK_EXIT_OK;
 			if (json)
 				printf("{\"run\": %lld, \"status\": \"%s\"}\n", id, status);
 		}
+		rbk_store_lease_free(&lease);
+		rbk_free(hostq);
 		rbk_store_close(store);
 	}
 	rbk_free(home);

@@ -1,9 +1,10 @@
-/* rbk run NAME|FILE [-p k=v]... [--dry-run] [--wait-lock] [--json] [--home DIR] */
+/* rbk run NAME|FILE [-p k=v]... [--dry-run] [--wait-lock] [--queue Q] [--detach] [--json] [--home DIR] */
 #include "cli/cli.h"
 #include "base/exitcode.h"
 #include "exec/interp.h"
 #include "base/mem.h"
 #include "exec/registry.h"
+#include "runbook/model.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -15,13 +16,15 @@ static int run(int argc, char **argv)
 	static const struct option opts[] = {{"param", required_argument, 0, 'p'}, {"dry-run", no_argument, 0, 'n'},
 					     {"wait-lock", no_argument, 0, 'w'},
 					     {"json", no_argument, 0, 'j'},	    {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
+					     {"queue", required_argument, 0, 'Q'}, {"detach", no_argument, 0, 'D'},
 					     {"schedule-fire", required_argument, 0, 'F'},
 					     {"schedule-nominal", required_argument, 0, 'N'},
 					     {0, 0, 0, 0}};
 	int64_t fire = 0;
 	const char *nominal = NULL;
 	const char *home_opt = NULL;
-	bool dry = false, wait_lock = false, json = false;
+	bool dry = false, wait_lock = false, json = false, detach = false;
+	const char *queue_opt = NULL;
 	rbk_param_arg *args = rbk_xcalloc((size_t)argc, sizeof *args);
 	char (*names)[128] = rbk_xcalloc((size_t)argc, sizeof *names);
 	size_t nargs = 0;
@@ -42,6 +45,8 @@ static int run(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'H': home_opt = optarg; break;
 		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
+		case 'Q': queue_opt = optarg; break;
+		case 'D': detach = true; break;
 		case 'F': fire = strtoll(optarg, NULL, 10); break; /* set by rbk scheduler */
 		case 'N': nominal = optarg; break;
 		default: rc = rbk_cli_option_error(&rbk_cmd_run, c, argv[optind - 1]);
@@ -49,6 +54,11 @@ static int run(int argc, char **argv)
 	}
 	if (rc == RBK_EXIT_OK && optind != argc - 1)
 		rc = rbk_cli_usage_error(&rbk_cmd_run, optind >= argc ? "no runbook given" : "one runbook at a time");
+	if (rc == RBK_EXIT_OK && queue_opt && !rbk_model_queue_name_ok(queue_opt))
+		rc = rbk_cli_usage_error(&rbk_cmd_run, "bad queue name '%.80s' (letters, digits and . _ : - only, at most 100)",
+					 queue_opt);
+	if (rc == RBK_EXIT_OK && detach && dry)
+		rc = rbk_cli_usage_error(&rbk_cmd_run, "a dry run runs here: --detach does not apply");
 	if (rc != RBK_EXIT_OK) {
 		rbk_free(args);
 		rbk_free(names);
@@ -74,7 +84,12 @@ static int run(int argc, char **argv)
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
-		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false};
+		/* Where it executes: --queue, else the runbook's queue, else here.
+		 * A queue other than this host's own is served by agents. */
+		char *hostq = rbk_cli_host_queue();
+		const char *queue = queue_opt ? queue_opt : rb.rb->queue ? rb.rb->queue : hostq;
+		bool enqueue = !dry && (detach || strcmp(queue, hostq) != 0);
+		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, queue, enqueue, 0};
 		rbk_interp_launch l = {rb.path, rb.doc, rb.rb, args, nargs, NULL, dry, wait_lock, fire, nominal};
 		int64_t id = 0;
 		const char *status = "failed";
@@ -84,11 +99,20 @@ static int run(int argc, char **argv)
 			rc = e.code ? e.code : RBK_EXIT_FAILED;
 			if (!id && rc == RBK_EXIT_OK)
 				rc = RBK_EXIT_FAILED;
+		} else if (enqueue) {
+			rc = RBK_EXIT_OK;
+			if (detach && !json)
+				printf("%lld\n", (long long)id);
+			else if (!json)
+				rbk_ui_note(&ui, id, "queued on %s; following it (Ctrl-C stops following, not the run)", queue);
+			if (!detach)
+				rc = rbk_cli_follow(store, id, 0, json);
 		} else {
 			rc = rbk_interp_exit_code(status);
 		}
-		if (json && id)
+		if (json && id && (!enqueue || detach))
 			printf("{\"run\": %lld, \"status\": \"%s\"}\n", (long long)id, status);
+		rbk_free(hostq);
 		rbk_store_close(store);
 	}
 	rbk_free(home);
@@ -99,5 +123,7 @@ static int run(int argc, char **argv)
 	return rc;
 }
 
-const rbk_cmd rbk_cmd_run = {"run", "NAME|FILE [-p name=value]... [--dry-run] [--wait-lock] [--json] [--home DIR]",
+const rbk_cmd rbk_cmd_run = {"run",
+			     "NAME|FILE [-p name=value]... [--dry-run] [--wait-lock] [--queue Q] [--detach] [--json]"
+			     " [--home DIR] [--store URL]",
 			     "run a runbook, durably", run};

@@ -163,22 +163,6 @@ static void reap(daemon_ctx *d, bool wait)
 /* ---- approvals past their timeout ---- */
 
 typedef struct {
-	int64_t deadline_ms; /* of the pending approval; -1: none pending */
-} pending;
-
-static int scan_approval(void *ctx, const rbk_store_event *ev)
-{
-	pending *p = ctx;
-	if (!strcmp(ev->kind, "approval_requested")) {
-		const char *at = strstr(ev->data, "\"deadline_ms\":");
-		p->deadline_ms = at ? strtoll(at + 14, NULL, 10) : -1;
-	} else if (!strcmp(ev->kind, "approval_decided") || !strcmp(ev->kind, "transition")) {
-		p->deadline_ms = -1;
-	}
-	return 0;
-}
-
-typedef struct {
 	daemon_ctx *d;
 	int64_t now;
 	int started;
@@ -195,9 +179,7 @@ static int sweep_one(void *ctx, const rbk_store_run *r)
 	for (size_t i = 0; i < d->nkids; i++)
 		if (d->kids[i].run == r->id)
 			return 0; /* already being resumed */
-	pending p = {-1};
-	rbk_err e = {0};
-	if (rbk_store_events(d->store, r->id, scan_approval, &p, &e) < 0 || p.deadline_ms < 0 || p.deadline_ms > sw->now)
+	if (!rbk_cli_approval_due(d->store, r->id, sw->now))
 		return 0;
 	char id[32];
 	snprintf(id, sizeof id, "%lld", (long long)r->id);

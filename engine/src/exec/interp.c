@@ -1,6 +1,7 @@
 /* interp: the run loop. Every effect is an event first (emit), applied to
  * the run's fold (runstate) exactly as a resume would apply it. */
 #include "exec/interp.h"
+#include "exec/lease.h"
 #include "lang/eval.h"
 #include "base/exitcode.h"
 #include "base/hash.h"
@@ -76,11 +77,16 @@ static int64_t wall_ms(void)
 }
 
 /* Sleep until a wall-clock instant; false when a signal asked to stop. */
+/* The lease renewed from the places the engine waits (lease.h). */
+static rbk_lease *cur_lease;
+
 static bool sleep_until(int64_t at_ms)
 {
 	for (;;) {
 		if (stop_signals)
 			return false;
+		if (cur_lease && !rbk_lease_tick(cur_lease))
+			return false; /* lost: the next write is refused */
 		int64_t left = at_ms - wall_ms();
 		if (left <= 0)
 			return true;
@@ -108,7 +114,10 @@ struct run {
 	int64_t last_seq; /* the last event of this run applied to rs */
 	int owner_fd;
 	int depth;
+	rbk_lease lease; /* a top-level run's, while this process executes it */
 };
+
+static bool lease_tick(void *ctx) { return rbk_lease_tick(ctx); }
 
 /* ---- recording ---- */
 
@@ -958,6 +967,13 @@ static void drop_uncommitted(rbk_interp *ip)
 
 static void run_free(run *r)
 {
+	if (r->lease.held) {
+		if (cur_lease == &r->lease) {
+			cur_lease = NULL;
+			rbk_runner_set_tick(NULL, NULL);
+		}
+		rbk_lease_release(&r->lease);
+	}
 	rbk_owner_release(r->owner_fd);
 	rbk_rs_free(&r->rs);
 	rbk_val_free(&r->params);
@@ -980,6 +996,21 @@ static int take_owner(run *r, rbk_err *err)
 	}
 	if (rc < 0)
 		return -1;
+	/* A top-level run is also held by a lease in the store, which fences
+	 * every write (lease.h); a called run is its caller's. On SQLite the
+	 * owner lock just taken proves any earlier holder dead. */
+	if (r->parent == 0 && !r->lease.held) {
+		bool force = !strcmp(rbk_store_kind(r->ip->store), "sqlite");
+		rc = rbk_lease_claim(&r->lease, r->ip->store, r->id, r->ip->lease_ms, force, err);
+		if (rc == 1)
+			err->code = RBK_EXIT_FAILED;
+		if (rc != 0)
+			return -1;
+	}
+	if (r->lease.held && !cur_lease) {
+		cur_lease = &r->lease;
+		rbk_runner_set_tick(lease_tick, &r->lease);
+	}
 	/* Nothing a previous owner's attempt started still runs (procs.h). */
 	if (rbk_procs_takeover(r->ip->home, r->id, r->ip->ui, err) < 0)
 		return -1;
@@ -1058,6 +1089,14 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 			rbk_store_run_spec spec = {r->rb->name, r->ip->actor, l->dry_run, pjson, r->rb->doc->bytes,
 						   r->rb->doc->size, provjson, parent, parent_state, key};
 			rc = rbk_store_run_create(r->ip->store, &spec, &r->id, err);
+			/* Its queue, and its lease when this process executes it, come
+			 * with it: no agent ever sees it unowned. */
+			if (rc == 0 && r->ip->queue)
+				rc = rbk_store_run_queue(r->ip->store, r->id, r->ip->queue, r->ip->enqueue, err);
+			if (rc == 0 && !r->ip->enqueue) {
+				rc = rbk_lease_claim(&r->lease, r->ip->store, r->id, r->ip->lease_ms, true, err);
+				rc = rc == 0 ? 0 : -1;
+			}
 			/* The fire and its run are recorded together, or not at all. */
 			if (rc == 0 && l->fire_id)
 				rc = rbk_store_fire_set(r->ip->store, l->fire_id, "fired", r->id, NULL, err);
@@ -1087,9 +1126,12 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 	rbk_free(pjson);
 	rbk_free(provjson);
 	rbk_free(key);
-	if (rc < 0)
+	if (rc < 0) {
+		if (r->lease.held) /* claimed in a transaction that did not commit */
+			rbk_lease_release(&r->lease);
 		return -1;
-	return take_owner(r, err);
+	}
+	return r->ip->enqueue ? 0 : take_owner(r, err);
 }
 
 int rbk_interp_run(rbk_interp *ip, const rbk_interp_launch *l, int64_t *run_id, const char **status, rbk_err *err)
@@ -1111,6 +1153,13 @@ int rbk_interp_run(rbk_interp *ip, const rbk_interp_launch *l, int64_t *run_id, 
 	}
 	if (rc == 0)
 		rc = create(&r, l, 0, NULL, err);
+	if (rc == 0 && ip->enqueue) {
+		/* Queued: an agent serving the queue executes it. */
+		*run_id = r.id;
+		*status = "queued";
+		run_free(&r);
+		return 0;
+	}
 	if (rc == 0) {
 		*run_id = r.id;
 		rbk_ui_run_start(ip->ui, r.id, l->rb->name, l->dry_run);
@@ -1605,6 +1654,17 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	/* A step marked failed with no failure edge ends the run there: nothing
 	 * is left to resume. */
 	bool ended = rc == 0 && rbk_rs_terminal(&r.rs);
+	if (rc == 0 && !ended && ip->enqueue) {
+		/* The run's queue is served elsewhere: what was decided here is
+		 * committed, and an agent of that queue goes on with it. */
+		rc = barrier(&r, err);
+		snprintf(final, sizeof final, "%s", rc == 0 ? r.rs.status : "failed");
+		*status = final;
+		run_free(&r);
+		rbk_err ne = {0};
+		rbk_store_notify(ip->store, &ne);
+		return rc;
+	}
 	if (rc == 0 && !ended) {
 		rc = emit(&r, "run_status", map2("status", rbk_val_str("running"), "reason", rbk_val_str("resumed")), err);
 		rbk_ui_note(ip->ui, run_id, "resumed by %s in %s", ip->actor, r.rs.current);

@@ -29,6 +29,10 @@ typedef struct {
 	const char *actor; /* who is acting now: the principal, user@host (principal.h) */
 	rbk_ui *ui;
 	bool tx_open; /* one store connection, one transaction, shared by nested runs */
+	/* Executors (docs/scale-out.md). */
+	const char *queue; /* the queue of the runs it creates; NULL: none recorded */
+	bool enqueue;	   /* create runs "queued" for an agent, and stop there */
+	int64_t lease_ms;  /* 0: RBK_LEASE_DEFAULT_MS */
 } rbk_interp;
 
 typedef struct {

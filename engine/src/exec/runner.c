@@ -16,6 +16,15 @@
 
 static volatile int *cancel_flag;
 
+static bool (*tick_fn)(void *ctx);
+static void *tick_ctx;
+
+void rbk_runner_set_tick(bool (*tick)(void *ctx), void *ctx)
+{
+	tick_fn = tick;
+	tick_ctx = ctx;
+}
+
 void rbk_runner_set_cancel(volatile int *flag) { cancel_flag = flag; }
 
 static int64_t now_ms(void)
@@ -161,13 +170,18 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	size_t dropped = 0;
 	int64_t kill_at = deadline >= 0 ? deadline + RBK_RUNNER_GRACE_MS : -1;
 	bool cancelled = false;
+	bool lost = false;
 	for (;;) {
 		int wait = -1;
 		if (cancel_flag && *cancel_flag >= 2 && !cancelled) {
 			cancelled = true;
 			kill(-pid, SIGKILL);
 		}
-		if (cancel_flag)
+		if (tick_fn && !lost && !tick_fn(tick_ctx)) {
+			lost = true;
+			kill(-pid, SIGKILL);
+		}
+		if (cancel_flag || tick_fn)
 			wait = 200; /* look at the flag between reads */
 		if (kill_at >= 0) {
 			int64_t left = kill_at - now_ms();
@@ -205,7 +219,10 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	 * their children. */
 	rbk_procs_attempt_ended(key);
 	out->duration_ms = now_ms() - start;
-	if (cancelled) {
+	if (lost) {
+		out->signal = SIGKILL;
+		fail_result(out, rbk_xasprintf("%s was killed: this executor lost the run's lease", a->full_name));
+	} else if (cancelled) {
 		out->signal = SIGKILL;
 		fail_result(out, rbk_xasprintf("%s was interrupted by the operator", a->full_name));
 	} else if (out->timed_out) {

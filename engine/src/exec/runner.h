@@ -39,5 +39,9 @@ void rbk_runner_result_free(rbk_runner_result *r);
  * second interrupt), the action's process group is killed and the result
  * says so. NULL: none. */
 void rbk_runner_set_cancel(volatile int *flag);
+/* Called every 200 ms at most while an action runs (the executor renews
+ * its lease there); when it returns false the action's process group is
+ * killed at once and the result says the run was lost. NULL: none. */
+void rbk_runner_set_tick(bool (*tick)(void *ctx), void *ctx);
 
 #endif

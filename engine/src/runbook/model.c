@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 typedef struct {
@@ -708,9 +709,23 @@ static void build_vars(builder *b, rbk_runbook *rb, const rbk_node *n)
 	}
 }
 
+/* A queue names hosts or pools (host:vps1, trading): a word safe in
+ * messages, logs and unit names. */
+bool rbk_model_queue_name_ok(const char *q)
+{
+	size_t n = strlen(q);
+	if (n == 0 || n > 100)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)q[i]) && !strchr("._:-", q[i]))
+			return false;
+	return true;
+}
+#define queue_name_ok rbk_model_queue_name_ok
+
 static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 {
-	static const char *const keys[] = {"cron", "timezone", "params", "catch_up", "overlap", NULL};
+	static const char *const keys[] = {"cron", "timezone", "params", "catch_up", "overlap", "queue", NULL};
 	if (n->t != RBK_N_SEQ) {
 		ERR(b, n, "'schedule' must be a list, not %s", rbk_node_type_name(n));
 		return;
@@ -741,6 +756,8 @@ static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 			s->params = v;
 		if ((v = rbk_node_get(e, "catch_up")))
 			s->catch_up_ms = want_duration(b, v, "'catch_up'");
+		if ((v = rbk_node_get(e, "queue")) && (s->queue = want_str(b, v, "'queue'")) && !queue_name_ok(s->queue))
+			ERR(b, v, "bad queue name '%s' (letters, digits and . _ : - only, at most 100)", s->queue);
 		if ((v = rbk_node_get(e, "overlap"))) {
 			if (v->t == RBK_N_STR && !strcmp(v->text, "skip"))
 				s->overlap = RBK_OVERLAP_SKIP;
@@ -757,8 +774,9 @@ static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 
 int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 {
-	static const char *const keys[] = {"rbk", "name", "title", "description", "params", "vars", "lock",
-					   "schedule", "on_failure", "max_transitions", "start", "states", NULL};
+	static const char *const keys[] = {"rbk",	  "name",	     "title", "description", "params",
+					   "vars",	  "lock",	     "queue", "schedule",    "on_failure",
+					   "max_transitions", "start", "states",  NULL};
 	builder bb = {doc, d, 0}, *b = &bb;
 	rbk_runbook *rb = rbk_xcalloc(1, sizeof *rb);
 	rb->doc = doc;
@@ -794,6 +812,8 @@ int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 		rb->lock_pos = pos_of(v);
 		check_templates(b, v, "'lock'");
 	}
+	if ((v = rbk_node_get(root, "queue")) && (rb->queue = want_str(b, v, "'queue'")) && !queue_name_ok(rb->queue))
+		ERR(b, v, "bad queue name '%s' (letters, digits and . _ : - only, at most 100)", rb->queue);
 	if ((v = rbk_node_get(root, "schedule")))
 		build_schedules(b, rb, v);
 	if ((v = rbk_node_get(root, "on_failure"))) {
@@ -858,6 +878,7 @@ void rbk_model_free(rbk_runbook *rb)
 	for (size_t i = 0; i < rb->nschedules; i++) {
 		rbk_free(rb->schedules[i].cron);
 		rbk_free(rb->schedules[i].timezone);
+		rbk_free(rb->schedules[i].queue);
 	}
 	rbk_free(rb->schedules);
 	for (size_t i = 0; i < rb->nstates; i++) {
@@ -888,6 +909,7 @@ void rbk_model_free(rbk_runbook *rb)
 	rbk_free(rb->title);
 	rbk_free(rb->description);
 	rbk_free(rb->lock);
+	rbk_free(rb->queue);
 	rbk_free(rb->on_failure);
 	rbk_free(rb->start);
 	rbk_free(rb);

@@ -117,6 +117,7 @@ typedef struct {
 	const rbk_node *params; /* borrowed */
 	int64_t catch_up_ms;
 	enum { RBK_OVERLAP_SKIP, RBK_OVERLAP_QUEUE, RBK_OVERLAP_ALLOW } overlap;
+	char *queue; /* where its runs execute; NULL: the runbook's */
 } rbk_schedule;
 
 typedef struct {
@@ -129,6 +130,7 @@ typedef struct {
 	size_t nvars;
 	char *lock;
 	rbk_pos lock_pos;
+	char *queue; /* where its runs execute (docs/scale-out.md); NULL: the launching host */
 	rbk_schedule *schedules;
 	size_t nschedules;
 	char *on_failure; /* "fail" when absent */
@@ -158,5 +160,8 @@ rbk_pos rbk_model_place(const rbk_node *n, int off);
 int64_t rbk_model_duration(const char *s);
 /* The inverse: the largest unit that divides ms exactly ("90s", "2h"). */
 void rbk_model_duration_text(int64_t ms, char *buf, size_t size);
+
+/* Whether q can name a queue: 1-100 of [A-Za-z0-9._:-]. */
+bool rbk_model_queue_name_ok(const char *q);
 
 #endif

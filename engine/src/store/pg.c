@@ -7,7 +7,9 @@
 #include "store/pg.h"
 
 #include <inttypes.h>
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,7 +151,8 @@ static const char schema_v3[] =
 	"\tADD COLUMN queue       text COLLATE \"C\" NULL,\n"
 	"\tADD COLUMN lease_owner text COLLATE \"C\" NULL,\n"
 	"\tADD COLUMN lease_until timestamptz NULL,\n"
-	"\tADD COLUMN epoch       bigint NOT NULL DEFAULT 0;\n";
+	"\tADD COLUMN epoch       bigint NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX runs_by_queue ON runs(queue, status) WHERE parent_run IS NULL;\n";
 
 static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
 enum { SCHEMA_LATEST = (int)(sizeof migrations / sizeof migrations[0]) };
@@ -200,7 +203,7 @@ enum {
 	"id, runbook, status, actor, created_at, updated_at, parent_run, parent_state, dry_run, params_json," \
 	" source_sha256, provenance_json, current_state, owner_pid, lock_key"
 #define EVENT_COLUMNS "seq, run_id, at, actor, kind, data, prev_hash, hash"
-#define ACTIVE_STATUSES "('running', 'waiting', 'interrupted', 'needs_attention')"
+#define ACTIVE_STATUSES "('queued', 'running', 'waiting', 'interrupted', 'needs_attention')"
 
 /* Prepared once per connection, on first use. Parameters are text (the
  * source's bytes binary); each is cast where PostgreSQL cannot infer it. */
@@ -273,11 +276,13 @@ struct rbk_pgstore {
 	int walk_tx;	  /* a walk's own (read-only) transaction is open */
 	unsigned cursors; /* names each walk's cursor */
 	unsigned char prepared[ST_COUNT];
+	int64_t fence_run, fence_epoch; /* rbk_pgstore_fence */
+	int listening;			/* LISTEN rbk_work sent */
 };
 
 const char *rbk_pgstore_path(const rbk_pgstore *s) { return s->path; }
 
-static const char statuses[][16] = {"running",	 "waiting", "interrupted", "needs_attention",
+static const char statuses[][16] = {"queued", "running",	 "waiting", "interrupted", "needs_attention",
 				    "succeeded", "failed",  "rolled_back", "aborted"};
 
 static const char zero_hash[65] = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -503,6 +508,8 @@ static PGresult *exec_sql(rbk_pgstore *s, const char *sql, const char *op, rbk_e
 /* Open a writing transaction: BEGIN and the chain-head lock, in one round
  * trip. Every writer takes that lock first, so writers run one at a time
  * (never deadlocking) and ids and seq are allocated without gaps. */
+static int check_fence(rbk_pgstore *s, const char *op, rbk_err *err);
+
 static int tx_begin(rbk_pgstore *s, const char *op, rbk_err *err)
 {
 	PGresult *r = exec_sql(s, sql_begin_write, op, err);
@@ -513,6 +520,12 @@ static int tx_begin(rbk_pgstore *s, const char *op, rbk_err *err)
 	if (rows != 1) {
 		rollback_now(s);
 		return plain_fail(s, err, RBK_ERR_STORE, op, "the chain_head row is missing (the schema was damaged)");
+	}
+	/* Every claim takes the chain-head lock too: the epoch cannot move
+	 * until this transaction ends. */
+	if (s->fence_run && check_fence(s, op, err) < 0) {
+		rollback_now(s);
+		return -1;
 	}
 	return 0;
 }
@@ -1746,4 +1759,481 @@ int rbk_pgstore_event_hash(rbk_pgstore *s, int64_t seq, char hash[65], rbk_err *
 		snprintf(hash, 65, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return found ? 0 : 1;
+}
+
+/* ---- executors: queues, leases, fencing ---- */
+
+/* One statement with text parameters outside the prepared set; NULL with
+ * err (the transaction rolled back). */
+static PGresult *exec_params(rbk_pgstore *s, const char *sql, const pgparams *p, const char *op, rbk_err *err)
+{
+	PGresult *r = PQexecParams(s->conn, sql, p->n, NULL, p->val, p->len, p->fmt, 0);
+	if (!result_ok(r)) {
+		db_fail(s, r, op, NULL, err);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int check_fence(rbk_pgstore *s, const char *op, rbk_err *err)
+{
+	pgparams p = {0};
+	p_i64(&p, s->fence_run);
+	PGresult *r = exec_params(s, "SELECT epoch FROM runs WHERE id = $1", &p, op, err);
+	if (!r)
+		return -1;
+	int64_t now = PQntuples(r) == 1 ? col_i64(r, 0, 0) : -1;
+	PQclear(r);
+	if (now != s->fence_epoch)
+		return plain_fail(s, err, RBK_ERR_FENCED, op,
+				  "run %" PRId64 " was taken over (epoch %" PRId64 ", this executor's %" PRId64
+				  "): this executor writes nothing more for it",
+				  s->fence_run, now, s->fence_epoch);
+	return 0;
+}
+
+void rbk_pgstore_fence(rbk_pgstore *s, int64_t run_id, int64_t epoch)
+{
+	s->fence_run = run_id;
+	s->fence_epoch = epoch;
+}
+
+int rbk_pgstore_run_queue(rbk_pgstore *s, int64_t run_id, const char *queue, int queued, rbk_err *err)
+{
+	const char *op = "set run queue";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	pgparams p = {0};
+	p_i64(&p, run_id);
+	p_text(&p, queue);
+	p_text(&p, queued ? "t" : "f");
+	PGresult *r = exec_params(s,
+				  "UPDATE runs SET queue = $2, status = CASE WHEN $3::boolean THEN 'queued' ELSE status END"
+				  " WHERE id = $1",
+				  &p, op, err);
+	int rc = r ? 0 : -1;
+	PQclear(r);
+	if (rc == 0 && queued)
+		PQclear(PQexec(s->conn, "NOTIFY rbk_work")); /* delivered at commit */
+	return op_end(s, own, rc, op, err);
+}
+
+#define LEASE_LEFT_MS "(EXTRACT(EPOCH FROM (lease_until - clock_timestamp())) * 1000)::bigint"
+
+int rbk_pgstore_lease_get(rbk_pgstore *s, int64_t run_id, rbk_store_lease *out, rbk_err *err)
+{
+	const char *op = "read lease";
+	memset(out, 0, sizeof *out);
+	pgparams p = {0};
+	p_i64(&p, run_id);
+	PGresult *r = exec_params(s, "SELECT queue, lease_owner, epoch, COALESCE(" LEASE_LEFT_MS ", 0) FROM runs WHERE id = $1",
+				  &p, op, err);
+	if (!r)
+		return -1;
+	int rc = 0;
+	if (PQntuples(r) != 1) {
+		rc = plain_fail(s, err, RBK_ERR_NONAME, op, "run %" PRId64 " does not exist", run_id);
+	} else {
+		out->queue = col_dup(r, 0, 0);
+		out->owner = col_dup(r, 0, 1);
+		out->epoch = col_i64(r, 0, 2);
+		out->left_ms = col_i64(r, 0, 3);
+	}
+	PQclear(r);
+	return rc;
+}
+
+int rbk_pgstore_claim(rbk_pgstore *s, int64_t run_id, const char *owner, int64_t lease_ms, int force, int64_t *epoch,
+		      rbk_err *err)
+{
+	const char *op = "claim run";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	pgparams p = {0};
+	p_i64(&p, run_id);
+	p_text(&p, owner);
+	p_i64(&p, lease_ms);
+	p_text(&p, force ? "t" : "f");
+	/* The database's clock decides: an executor whose clock is wrong never
+	 * sees a live lease as ended. */
+	PGresult *r = exec_params(s,
+				  "UPDATE runs SET lease_owner = $2, epoch = epoch + 1,"
+				  " lease_until = clock_timestamp() + $3::bigint * interval '1 millisecond'"
+				  " WHERE id = $1 AND ($4::boolean OR lease_owner IS NULL OR lease_until IS NULL"
+				  " OR lease_until <= clock_timestamp() OR lease_owner = $2) RETURNING epoch",
+				  &p, op, err);
+	int rc = -1;
+	if (r) {
+		if (PQntuples(r) == 1) {
+			*epoch = col_i64(r, 0, 0);
+			rc = 0;
+		} else {
+			rc = 1;
+		}
+		PQclear(r);
+	}
+	if (rc == 1) {
+		rbk_store_lease l;
+		if (rbk_pgstore_lease_get(s, run_id, &l, err) < 0) {
+			rc = -1;
+		} else {
+			rbk_err_set(err, -1, "run %" PRId64 " is executed by %s (its lease ends in %" PRId64 " s)", run_id,
+				    l.owner ? l.owner : "?", (l.left_ms + 999) / 1000);
+			rbk_store_lease_free(&l);
+		}
+	}
+	int end = op_end(s, own, rc < 0 ? -1 : 0, op, err);
+	return end < 0 ? -1 : rc;
+}
+
+int rbk_pgstore_renew(rbk_pgstore *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms, rbk_err *err)
+{
+	const char *op = "renew lease";
+	pgparams p = {0};
+	p_i64(&p, run_id);
+	p_i64(&p, epoch);
+	p_text(&p, owner);
+	p_i64(&p, lease_ms);
+	PGresult *r = exec_params(s,
+				  "UPDATE runs SET lease_until = clock_timestamp() + $4::bigint * interval '1 millisecond'"
+				  " WHERE id = $1 AND epoch = $2 AND lease_owner = $3",
+				  &p, op, err);
+	if (!r)
+		return -1;
+	int rc = atoi(PQcmdTuples(r)) == 1 ? 0 : 1;
+	PQclear(r);
+	return rc;
+}
+
+int rbk_pgstore_release(rbk_pgstore *s, int64_t run_id, int64_t epoch, rbk_err *err)
+{
+	const char *op = "release lease";
+	int own;
+	int64_t fr = s->fence_run;
+	s->fence_run = 0; /* releasing a lost lease is a no-op, not an error */
+	int rc = op_begin(s, &own, op, err);
+	s->fence_run = fr;
+	if (rc < 0)
+		return -1;
+	pgparams p = {0};
+	p_i64(&p, run_id);
+	p_i64(&p, epoch);
+	PGresult *r = exec_params(s, "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND epoch = $2",
+				  &p, op, err);
+	rc = r ? 0 : -1;
+	PQclear(r);
+	if (rc == 0)
+		PQclear(PQexec(s->conn, "NOTIFY rbk_work"));
+	return op_end(s, own, rc, op, err);
+}
+
+typedef struct {
+	int (*fn)(void *ctx, int64_t run_id, const char *status);
+	void *ctx;
+} claimable_walk;
+
+static int claimable_row(void *wctx, const PGresult *r, int i)
+{
+	claimable_walk *w = wctx;
+	return w->fn(w->ctx, col_i64(r, i, 0), PQgetvalue(r, i, 1));
+}
+
+int rbk_pgstore_claimable(rbk_pgstore *s, const char *const *queues, size_t nqueues, int64_t limit,
+			  int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err)
+{
+	int stop = 0;
+	claimable_walk w = {fn, ctx};
+	for (size_t q = 0; q < nqueues && !stop; q++) {
+		pgparams p = {0};
+		p_text(&p, queues[q]);
+		p_i64(&p, limit > 0 ? limit : INT64_MAX);
+		if (walk(s,
+			 "SELECT id, status FROM runs WHERE parent_run IS NULL AND queue = $1 AND status IN"
+			 " ('queued', 'running', 'interrupted', 'waiting')"
+			 " AND (lease_until IS NULL OR lease_until <= clock_timestamp()) ORDER BY id LIMIT $2",
+			 &p, "list runs to execute", claimable_row, &w, &stop, err) < 0)
+			return -1;
+	}
+	return stop;
+}
+
+int rbk_pgstore_notify(rbk_pgstore *s, rbk_err *err)
+{
+	PGresult *r = exec_sql(s, "NOTIFY rbk_work", "notify", err);
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+int rbk_pgstore_wait_work(rbk_pgstore *s, int timeout_ms, rbk_err *err)
+{
+	const char *op = "wait for work";
+	if (!s->listening) {
+		PGresult *r = exec_sql(s, "LISTEN rbk_work", op, err);
+		if (!r)
+			return -1;
+		PQclear(r);
+		s->listening = 1;
+	}
+	int woken = 0;
+	for (PGnotify *n; (n = PQnotifies(s->conn)) != NULL; PQfreemem(n))
+		woken = 1;
+	if (woken)
+		return 1;
+	int fd = PQsocket(s->conn);
+	if (fd < 0)
+		return plain_fail(s, err, RBK_ERR_STORE, op, "the connection is closed");
+	struct pollfd pfd = {fd, POLLIN, 0};
+	int pr = poll(&pfd, 1, timeout_ms);
+	if (pr < 0 && errno != EINTR)
+		return plain_fail(s, err, RBK_ERR_STORE, op, "poll: %s", strerror(errno));
+	if (pr > 0 && !PQconsumeInput(s->conn)) {
+		char msg[300];
+		one_line(PQerrorMessage(s->conn), msg, sizeof msg);
+		return plain_fail(s, err, RBK_ERR_STORE, op, "%s", msg);
+	}
+	for (PGnotify *n; (n = PQnotifies(s->conn)) != NULL; PQfreemem(n))
+		woken = 1;
+	return woken;
+}
+
+int rbk_pgstore_lead(rbk_pgstore *s, const char *name, rbk_err *err)
+{
+	pgparams p = {0};
+	p_text(&p, name);
+	/* A session lock: held until released or the connection ends, so a
+	 * leader that dies (or is cut off) leaves the place to another. */
+	PGresult *r = exec_params(s, "SELECT pg_try_advisory_lock(hashtextextended('rbk:' || $1, 0))", &p,
+				  "elect leader", err);
+	if (!r)
+		return -1;
+	int lead = !strcmp(PQgetvalue(r, 0, 0), "t");
+	PQclear(r);
+	return lead;
+}
+
+int rbk_pgstore_ping(rbk_pgstore *s, rbk_err *err)
+{
+	PGresult *r = exec_sql(s, "SELECT 1", "ping", err);
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+/* ---- copying a store: counts and imports (rbk store copy) ---- */
+
+int rbk_pgstore_counts(rbk_pgstore *s, rbk_store_counts *out, rbk_err *err)
+{
+	memset(out, 0, sizeof *out);
+	PGresult *r = exec_sql(s,
+			       "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events),"
+			       " (SELECT count(*) FROM steps), (SELECT count(*) FROM fires),"
+			       " (SELECT count(*) FROM sources), (SELECT count(*) FROM meta)",
+			       "count rows", err);
+	if (!r)
+		return -1;
+	out->runs = col_i64(r, 0, 0);
+	out->events = col_i64(r, 0, 1);
+	out->steps = col_i64(r, 0, 2);
+	out->fires = col_i64(r, 0, 3);
+	out->sources = col_i64(r, 0, 4);
+	out->meta = col_i64(r, 0, 5);
+	PQclear(r);
+	return 0;
+}
+
+/* pgparams holds MAX_PARAMS; a run row has more columns. */
+enum { IMPORT_PARAMS = 16 };
+
+typedef struct {
+	int n;
+	const char *val[IMPORT_PARAMS];
+	int len[IMPORT_PARAMS];
+	int fmt[IMPORT_PARAMS];
+	char num[IMPORT_PARAMS][24];
+} import_params;
+
+static void ip_text(import_params *p, const char *v)
+{
+	p->val[p->n] = v; /* NULL is SQL NULL */
+	p->len[p->n] = 0;
+	p->fmt[p->n] = 0;
+	p->n++;
+}
+
+static void ip_i64(import_params *p, int64_t v)
+{
+	snprintf(p->num[p->n], sizeof p->num[p->n], "%" PRId64, v);
+	ip_text(p, p->num[p->n]);
+}
+
+/* 0 means none in the store's structs: NULL, as p_id. */
+static void ip_id(import_params *p, int64_t v)
+{
+	if (v)
+		ip_i64(p, v);
+	else
+		ip_text(p, NULL);
+}
+
+/* One imported row. Only inside the caller's transaction: a copy is all or
+ * nothing, never committed row by row. dup and missing (may be NULL)
+ * replace the database's words for a key already there and for a
+ * reference to a row that is not. */
+static int import_exec(rbk_pgstore *s, const char *op, const char *sql, const import_params *p, const char *dup,
+		       const char *missing, rbk_err *err)
+{
+	if (s->tx == TX_FAILED)
+		return plain_fail(s, err, RBK_ERR_GENERIC, op, "the transaction was rolled back after an earlier error (%s)",
+				  s->tx_why);
+	if (s->tx != TX_CALLER)
+		return plain_fail(s, err, RBK_ERR_GENERIC, op, "an import runs only inside the caller's transaction");
+	PGresult *r = PQexecParams(s->conn, sql, p->n, NULL, p->val, p->len, p->fmt, 0);
+	if (!result_ok(r)) {
+		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		const char *what = is_sqlstate(state, "23505") ? dup : is_sqlstate(state, "23503") ? missing : NULL;
+		db_fail(s, r, op, what, err);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+int rbk_pgstore_import_source(rbk_pgstore *s, const char *sha256, const char *bytes, size_t len, rbk_err *err)
+{
+	const char *op = "import source";
+	/* The key is the content's hash: bytes that do not hash to it would
+	 * pin runs to a definition they never ran. */
+	char sha[65];
+	rbk_hash_sha256_hex(len ? bytes : "", len, sha);
+	if (!sha256 || strcmp(sha, sha256) != 0)
+		return plain_fail(s, err, RBK_ERR_GENERIC, op, "the bytes of source %.64s hash to %s, not to their key",
+				  sha256 ? sha256 : "(none)", sha);
+	import_params p = {0};
+	ip_text(&p, sha256);
+	p.val[p.n] = len ? bytes : ""; /* binary: the exact bytes, whatever they hold */
+	p.len[p.n] = (int)len;
+	p.fmt[p.n] = 1;
+	p.n++;
+	char dup[128];
+	snprintf(dup, sizeof dup, "source %s is already in the store", sha256);
+	return import_exec(s, op, "INSERT INTO sources (sha256, bytes) VALUES ($1, $2)", &p, dup, NULL, err);
+}
+
+int rbk_pgstore_import_run(rbk_pgstore *s, const rbk_store_run *run, rbk_err *err)
+{
+	import_params p = {0};
+	ip_i64(&p, run->id);
+	ip_text(&p, run->runbook);
+	ip_text(&p, run->status);
+	ip_text(&p, run->actor);
+	ip_text(&p, run->created_at);
+	ip_text(&p, run->updated_at);
+	ip_id(&p, run->parent_run);
+	ip_text(&p, run->parent_state);
+	ip_i64(&p, run->dry_run);
+	ip_text(&p, run->params_json);
+	ip_text(&p, run->source_sha256);
+	ip_text(&p, run->provenance_json);
+	ip_text(&p, run->current_state);
+	ip_id(&p, run->owner_pid);
+	ip_text(&p, run->lock_key);
+	char dup[64], missing[160];
+	snprintf(dup, sizeof dup, "run %" PRId64 " is already in the store", run->id);
+	snprintf(missing, sizeof missing, "run %" PRId64 ": its parent run %" PRId64 " or its source %.64s is not in the store",
+		 run->id, run->parent_run, run->source_sha256 ? run->source_sha256 : "");
+	return import_exec(s, "import run",
+			   "INSERT INTO runs (" RUN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+			   " $13, $14, $15)",
+			   &p, dup, missing, err);
+}
+
+int rbk_pgstore_import_event(rbk_pgstore *s, const rbk_store_event *ev, rbk_err *err)
+{
+	import_params p = {0};
+	ip_i64(&p, ev->seq);
+	ip_i64(&p, ev->run_id);
+	ip_text(&p, ev->at);
+	ip_text(&p, ev->actor);
+	ip_text(&p, ev->kind);
+	ip_text(&p, ev->data);
+	ip_text(&p, ev->prev_hash);
+	ip_text(&p, ev->hash);
+	char dup[64], missing[80];
+	snprintf(dup, sizeof dup, "event %" PRId64 " is already in the store", ev->seq);
+	snprintf(missing, sizeof missing, "event %" PRId64 ": its run %" PRId64 " is not in the store", ev->seq,
+		 ev->run_id);
+	return import_exec(s, "import event",
+			   "INSERT INTO events (" EVENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", &p, dup,
+			   missing, err);
+}
+
+int rbk_pgstore_import_step(rbk_pgstore *s, const rbk_store_step *st, rbk_err *err)
+{
+	import_params p = {0};
+	ip_i64(&p, st->run_id);
+	ip_text(&p, st->state);
+	ip_i64(&p, st->attempt);
+	ip_text(&p, st->status);
+	ip_id(&p, st->started_seq);
+	ip_id(&p, st->ended_seq);
+	ip_text(&p, st->idempotency_key);
+	char dup[160], missing[80];
+	snprintf(dup, sizeof dup, "step %.120s is already in the store", st->idempotency_key ? st->idempotency_key : "");
+	snprintf(missing, sizeof missing, "a step of run %" PRId64 ": the run is not in the store", st->run_id);
+	return import_exec(s, "import step",
+			   "INSERT INTO steps (run_id, state, attempt, status, started_seq, ended_seq, idempotency_key)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			   &p, dup, missing, err);
+}
+
+int rbk_pgstore_import_fire(rbk_pgstore *s, const rbk_store_fire *f, rbk_err *err)
+{
+	import_params p = {0};
+	ip_i64(&p, f->id);
+	ip_text(&p, f->runbook);
+	ip_i64(&p, f->entry);
+	ip_text(&p, f->nominal);
+	ip_text(&p, f->decided_at);
+	ip_text(&p, f->outcome);
+	ip_id(&p, f->run_id);
+	ip_text(&p, f->note);
+	char dup[64], missing[80];
+	snprintf(dup, sizeof dup, "fire %" PRId64 " is already in the store", f->id);
+	snprintf(missing, sizeof missing, "fire %" PRId64 ": its run %" PRId64 " is not in the store", f->id, f->run_id);
+	return import_exec(s, "import fire",
+			   "INSERT INTO fires (id, runbook, entry, nominal, decided_at, outcome, run_id, note)"
+			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+			   &p, dup, missing, err);
+}
+
+int rbk_pgstore_import_meta(rbk_pgstore *s, const char *key, const char *value, rbk_err *err)
+{
+	import_params p = {0};
+	ip_text(&p, key);
+	ip_text(&p, value);
+	/* The source's fact wins over one the empty target already had (a
+	 * scheduler tick, say). */
+	return import_exec(s, "import meta",
+			   "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+			   &p, NULL, NULL, err);
+}
+
+/* A run's queue and epoch (schema version 3), after its row. Its lease is
+ * not imported: it was held by an executor of the source, on that host's
+ * clock, and a copied store starts with none. */
+int rbk_pgstore_import_queue(rbk_pgstore *s, int64_t run_id, const char *queue, int64_t epoch, rbk_err *err)
+{
+	import_params p = {0};
+	ip_i64(&p, run_id);
+	ip_text(&p, queue);
+	ip_i64(&p, epoch);
+	return import_exec(s, "import run queue", "UPDATE runs SET queue = $2, epoch = $3 WHERE id = $1", &p, NULL, NULL,
+			   err);
 }

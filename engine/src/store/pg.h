@@ -99,4 +99,34 @@ int rbk_pgstore_links(rbk_pgstore *s, int64_t from_seq, int64_t to_seq,
 int rbk_pgstore_meta_get(rbk_pgstore *s, const char *key, char **out, rbk_err *err);
 int rbk_pgstore_meta_set(rbk_pgstore *s, const char *key, const char *value, rbk_err *err);
 
+int rbk_pgstore_run_queue(rbk_pgstore *s, int64_t run_id, const char *queue, int queued, rbk_err *err);
+int rbk_pgstore_lease_get(rbk_pgstore *s, int64_t run_id, rbk_store_lease *out, rbk_err *err);
+int rbk_pgstore_claim(rbk_pgstore *s, int64_t run_id, const char *owner, int64_t lease_ms, int force, int64_t *epoch,
+		rbk_err *err);
+int rbk_pgstore_renew(rbk_pgstore *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms, rbk_err *err);
+int rbk_pgstore_release(rbk_pgstore *s, int64_t run_id, int64_t epoch, rbk_err *err);
+void rbk_pgstore_fence(rbk_pgstore *s, int64_t run_id, int64_t epoch);
+int rbk_pgstore_claimable(rbk_pgstore *s, const char *const *queues, size_t nqueues, int64_t limit,
+		int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
+int rbk_pgstore_ping(rbk_pgstore *s, rbk_err *err);
+int rbk_pgstore_notify(rbk_pgstore *s, rbk_err *err);
+int rbk_pgstore_wait_work(rbk_pgstore *s, int timeout_ms, rbk_err *err);
+int rbk_pgstore_lead(rbk_pgstore *s, const char *name, rbk_err *err);
+
+/* ---- copying a store (rbk store copy; store.h) ----
+ *
+ * Imports write rows verbatim (ids, times, hashes as given; nothing is
+ * derived or recomputed), only inside the caller's transaction. Nothing
+ * else needs setting afterwards: chain_head is only the writers' lock, and
+ * append, run_create and fire_claim take the next seq, run id and fire id
+ * from the rows themselves (max + 1), the prev hash from the newest event. */
+int rbk_pgstore_counts(rbk_pgstore *s, rbk_store_counts *out, rbk_err *err);
+int rbk_pgstore_import_source(rbk_pgstore *s, const char *sha256, const char *bytes, size_t len, rbk_err *err);
+int rbk_pgstore_import_run(rbk_pgstore *s, const rbk_store_run *run, rbk_err *err);
+int rbk_pgstore_import_queue(rbk_pgstore *s, int64_t run_id, const char *queue, int64_t epoch, rbk_err *err);
+int rbk_pgstore_import_event(rbk_pgstore *s, const rbk_store_event *ev, rbk_err *err);
+int rbk_pgstore_import_step(rbk_pgstore *s, const rbk_store_step *st, rbk_err *err);
+int rbk_pgstore_import_fire(rbk_pgstore *s, const rbk_store_fire *f, rbk_err *err);
+int rbk_pgstore_import_meta(rbk_pgstore *s, const char *key, const char *value, rbk_err *err);
+
 #endif

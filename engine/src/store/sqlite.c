@@ -145,8 +145,20 @@ static const char schema_v2[] =
 	"\tvalue TEXT NOT NULL\n"
 	");\n";
 
+static const char schema_v3[] =
+	"\n"
+	"-- migration 3: where a run may execute and who executes it\n"
+	"-- (docs/scale-out.md): its queue, its executor's lease (milliseconds since\n"
+	"-- 1970 on the host's clock: an SQLite store serves one host) and its epoch,\n"
+	"-- the fencing token each claim bumps.\n"
+	"ALTER TABLE runs ADD COLUMN queue TEXT NULL;\n"
+	"ALTER TABLE runs ADD COLUMN lease_owner TEXT NULL;\n"
+	"ALTER TABLE runs ADD COLUMN lease_until INTEGER NULL;\n"
+	"ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX runs_by_queue ON runs(queue, status) WHERE parent_run IS NULL;\n";
+
 /* schemas/store.sql is these texts, in order. */
-static const char *const migrations[] = {schema_v1, schema_v2};
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
 enum { SCHEMA_LATEST = (int)(sizeof migrations / sizeof migrations[0]) };
 
 int rbk_sqlite_schema_latest(void) { return SCHEMA_LATEST; }
@@ -177,6 +189,7 @@ enum {
 	ST_GET_META,
 	ST_SET_META,
 	ST_EVENT_HASH,
+	ST_FENCE,
 	ST_COUNT
 };
 
@@ -210,7 +223,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" started_seq = COALESCE(excluded.started_seq, steps.started_seq),"
 		" ended_seq = COALESCE(excluded.ended_seq, steps.ended_seq)",
 	[ST_LOCK_HOLDER] = "SELECT id FROM runs WHERE lock_key = ?1 AND id != ?2 AND status IN"
-			   " ('running', 'waiting', 'interrupted', 'needs_attention') ORDER BY id LIMIT 1",
+			   " ('queued', 'running', 'waiting', 'interrupted', 'needs_attention') ORDER BY id LIMIT 1",
 	[ST_SET_OWNER] = "UPDATE runs SET owner_pid = ?2 WHERE id = ?1",
 	[ST_CLAIM_FIRE] = "INSERT INTO fires (runbook, entry, nominal, decided_at, outcome, note)"
 			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (runbook, entry, nominal) DO NOTHING",
@@ -220,6 +233,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SET_META] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
 			" ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[ST_EVENT_HASH] = "SELECT hash FROM events WHERE seq = ?1",
+	[ST_FENCE] = "SELECT epoch FROM runs WHERE id = ?1",
 };
 
 /* Walks get a statement of their own, so a callback may read the store. */
@@ -256,13 +270,14 @@ struct rbk_sqlite {
 	int tx;		  /* the caller's transaction, see store.h */
 	char tx_why[512]; /* why a caller's transaction was rolled back */
 	sqlite3_stmt *st[ST_COUNT];
+	int64_t fence_run, fence_epoch; /* rbk_sqlite_fence */
 	rbk_buf canon; /* reused for the bytes each event hash covers */
 	unsigned rng;  /* backoff jitter */
 };
 
 const char *rbk_sqlite_path(const rbk_sqlite *s) { return s->path; }
 
-static const char statuses[][16] = {"running",	 "waiting", "interrupted", "needs_attention",
+static const char statuses[][16] = {"queued", "running",	 "waiting", "interrupted", "needs_attention",
 				    "succeeded", "failed",  "rolled_back", "aborted"};
 
 /* ---- small helpers ---- */
@@ -543,6 +558,8 @@ static int step_retry(rbk_sqlite *s, sqlite3_stmt *st)
 	}
 }
 
+static int check_fence(rbk_sqlite *s, const char *op, rbk_err *err);
+
 static int tx_begin(rbk_sqlite *s, const char *op, rbk_err *err)
 {
 	sqlite3_stmt *st = stmt(s, ST_BEGIN, op, err);
@@ -550,7 +567,15 @@ static int tx_begin(rbk_sqlite *s, const char *op, rbk_err *err)
 		return -1;
 	int rc = step_retry(s, st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, op, NULL, err);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, op, NULL, err);
+	/* Under the write lock every claim also takes: the epoch cannot move
+	 * until this transaction ends. */
+	if (s->fence_run && check_fence(s, op, err) < 0) {
+		rollback_now(s);
+		return -1;
+	}
+	return 0;
 }
 
 static int tx_commit(rbk_sqlite *s, const char *op, rbk_err *err)
@@ -1539,7 +1564,7 @@ int rbk_sqlite_runs(rbk_sqlite *s, const rbk_store_run_filter *f, int (*fn)(void
 	if (f && f->until)
 		rbk_buf_puts(&q, " AND created_at < ?5");
 	if (f && f->active_only)
-		rbk_buf_puts(&q, " AND status IN ('running', 'waiting', 'interrupted', 'needs_attention')");
+		rbk_buf_puts(&q, " AND status IN ('queued', 'running', 'waiting', 'interrupted', 'needs_attention')");
 	if (f && f->top_level_only)
 		rbk_buf_puts(&q, " AND parent_run IS NULL");
 	if (f && f->scheduled_only)
@@ -1774,4 +1799,292 @@ int rbk_sqlite_links(rbk_sqlite *s, int64_t from_seq, int64_t to_seq, int (*fn)(
 	int ret = !stop && rc != SQLITE_DONE ? db_fail(s, rc, op, NULL, err) : 0;
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ---- executors: queues, leases, fencing ---- */
+
+static int64_t wall_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int check_fence(rbk_sqlite *s, const char *op, rbk_err *err)
+{
+	sqlite3_stmt *st = stmt(s, ST_FENCE, op, err);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->fence_run);
+	int rc = step_retry(s, st);
+	int64_t now = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(s, rc, op, NULL, err);
+	if (now != s->fence_epoch)
+		return plain_fail(s, err, RBK_ERR_FENCED, op,
+				  "run %" PRId64 " was taken over (epoch %" PRId64 ", this executor's %" PRId64
+				  "): this executor writes nothing more for it",
+				  s->fence_run, now, s->fence_epoch);
+	return 0;
+}
+
+void rbk_sqlite_fence(rbk_sqlite *s, int64_t run_id, int64_t epoch)
+{
+	s->fence_run = run_id;
+	s->fence_epoch = epoch;
+}
+
+/* One ad hoc statement, bound by the caller; NULL with err. */
+static sqlite3_stmt *prep(rbk_sqlite *s, const char *sql, const char *op, rbk_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		db_fail(s, rc, op, NULL, err);
+		return NULL;
+	}
+	return st;
+}
+
+/* Step a writing statement to its end inside op_begin/op_end; 0 or -1. */
+static int write1(rbk_sqlite *s, sqlite3_stmt *st, const char *op, rbk_err *err)
+{
+	int rc = step_retry(s, st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_fail(s, rc, op, NULL, err);
+}
+
+int rbk_sqlite_run_queue(rbk_sqlite *s, int64_t run_id, const char *queue, int queued, rbk_err *err)
+{
+	const char *op = "set run queue";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	sqlite3_stmt *st = prep(s,
+				"UPDATE runs SET queue = ?2, status = CASE WHEN ?3 THEN 'queued' ELSE status END"
+				" WHERE id = ?1",
+				op, err);
+	int rc = -1;
+	if (st) {
+		sqlite3_bind_int64(st, 1, run_id);
+		sqlite3_bind_text(st, 2, queue, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, queued != 0);
+		rc = write1(s, st, op, err);
+	}
+	return op_end(s, own, rc, op, err);
+}
+
+int rbk_sqlite_lease_get(rbk_sqlite *s, int64_t run_id, rbk_store_lease *out, rbk_err *err)
+{
+	const char *op = "read lease";
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *st = prep(s, "SELECT queue, lease_owner, epoch, lease_until FROM runs WHERE id = ?1", op, err);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, run_id);
+	int rc = step_retry(s, st);
+	if (rc == SQLITE_ROW) {
+		out->queue = col_dup(st, 0);
+		out->owner = col_dup(st, 1);
+		out->epoch = sqlite3_column_int64(st, 2);
+		out->left_ms = sqlite3_column_type(st, 3) == SQLITE_NULL ? 0
+									  : sqlite3_column_int64(st, 3) - wall_now_ms();
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return plain_fail(s, err, RBK_ERR_NONAME, op, "run %" PRId64 " does not exist", run_id);
+	return rc == SQLITE_ROW ? 0 : db_fail(s, rc, op, NULL, err);
+}
+
+int rbk_sqlite_claim(rbk_sqlite *s, int64_t run_id, const char *owner, int64_t lease_ms, int force, int64_t *epoch,
+		     rbk_err *err)
+{
+	const char *op = "claim run";
+	int own;
+	if (op_begin(s, &own, op, err) < 0)
+		return -1;
+	int64_t now = wall_now_ms();
+	sqlite3_stmt *st = prep(s,
+				"UPDATE runs SET lease_owner = ?2, lease_until = ?3 + ?4, epoch = epoch + 1"
+				" WHERE id = ?1 AND (?5 OR lease_owner IS NULL OR lease_until IS NULL"
+				" OR lease_until <= ?3 OR lease_owner = ?2) RETURNING epoch",
+				op, err);
+	int rc = -1;
+	if (st) {
+		sqlite3_bind_int64(st, 1, run_id);
+		sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now);
+		sqlite3_bind_int64(st, 4, lease_ms);
+		sqlite3_bind_int(st, 5, force != 0);
+		int src = step_retry(s, st);
+		if (src == SQLITE_ROW) {
+			*epoch = sqlite3_column_int64(st, 0);
+			rc = 0;
+		} else if (src == SQLITE_DONE) {
+			rc = 1;
+		} else {
+			db_fail(s, src, op, NULL, err);
+		}
+		sqlite3_finalize(st);
+	}
+	if (rc == 1) {
+		rbk_store_lease l;
+		if (rbk_sqlite_lease_get(s, run_id, &l, err) < 0) {
+			rc = -1;
+		} else {
+			rbk_err_set(err, -1, "run %" PRId64 " is executed by %s (its lease ends in %" PRId64 " s)", run_id,
+				    l.owner ? l.owner : "?", (l.left_ms + 999) / 1000);
+			rbk_store_lease_free(&l);
+		}
+	}
+	int end = op_end(s, own, rc < 0 ? -1 : 0, op, err);
+	return end < 0 ? -1 : rc;
+}
+
+int rbk_sqlite_renew(rbk_sqlite *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms, rbk_err *err)
+{
+	const char *op = "renew lease";
+	sqlite3_stmt *st = prep(s, "UPDATE runs SET lease_until = ?4 WHERE id = ?1 AND epoch = ?2 AND lease_owner = ?3",
+				op, err);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, run_id);
+	sqlite3_bind_int64(st, 2, epoch);
+	sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, wall_now_ms() + lease_ms);
+	int rc = step_retry(s, st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, op, NULL, err);
+	return sqlite3_changes(s->db) == 1 ? 0 : 1;
+}
+
+int rbk_sqlite_release(rbk_sqlite *s, int64_t run_id, int64_t epoch, rbk_err *err)
+{
+	const char *op = "release lease";
+	int own;
+	int64_t fr = s->fence_run;
+	s->fence_run = 0; /* releasing a lost lease is a no-op, not an error */
+	int rc = op_begin(s, &own, op, err);
+	s->fence_run = fr;
+	if (rc < 0)
+		return -1;
+	sqlite3_stmt *st =
+		prep(s, "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND epoch = ?2", op, err);
+	rc = -1;
+	if (st) {
+		sqlite3_bind_int64(st, 1, run_id);
+		sqlite3_bind_int64(st, 2, epoch);
+		rc = write1(s, st, op, err);
+	}
+	return op_end(s, own, rc, op, err);
+}
+
+int rbk_sqlite_claimable(rbk_sqlite *s, const char *const *queues, size_t nqueues, int64_t limit,
+			 int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err)
+{
+	const char *op = "list runs to execute";
+	int stop = 0;
+	for (size_t q = 0; q < nqueues && !stop; q++) {
+		sqlite3_stmt *st = prep(s,
+					"SELECT id, status FROM runs WHERE parent_run IS NULL AND queue = ?1 AND status IN"
+					" ('queued', 'running', 'interrupted', 'waiting')"
+					" AND (lease_until IS NULL OR lease_until <= ?2) ORDER BY id LIMIT ?3",
+					op, err);
+		if (!st)
+			return -1;
+		sqlite3_bind_text(st, 1, queues[q], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, wall_now_ms());
+		sqlite3_bind_int64(st, 3, limit > 0 ? limit : INT64_MAX);
+		int rc;
+		while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW)
+			stop = fn(ctx, sqlite3_column_int64(st, 0), col_text(st, 1, NULL));
+		sqlite3_finalize(st);
+		if (!stop && rc != SQLITE_DONE)
+			return db_fail(s, rc, op, NULL, err);
+	}
+	return stop;
+}
+
+int rbk_sqlite_ping(rbk_sqlite *s, rbk_err *err)
+{
+	(void)s;
+	(void)err;
+	return 0;
+}
+
+/* ---- copying a store: the source's reads (rbk store copy) ---- */
+
+int rbk_sqlite_read_snapshot(rbk_sqlite *s, rbk_err *err)
+{
+	const char *op = "read snapshot";
+	if (s->tx != TX_NONE)
+		return plain_fail(s, err, RBK_ERR_GENERIC, op, "a transaction is already open");
+	/* A deferred BEGIN takes no write lock: writers in other processes go
+	 * on (WAL) and the reads that follow see none of it. Its first read
+	 * fixes the snapshot, so read something now. */
+	if (exec1(s, "BEGIN DEFERRED", op, NULL, NULL, 0, err) < 0)
+		return -1;
+	if (exec1(s, "SELECT max(seq) FROM events", op, NULL, NULL, 0, err) < 0) {
+		rollback_now(s);
+		return -1;
+	}
+	s->tx = TX_CALLER;
+	return 0;
+}
+
+int rbk_sqlite_counts(rbk_sqlite *s, rbk_store_counts *out, rbk_err *err)
+{
+	const char *op = "count rows";
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *st = walk_stmt(s,
+				     "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM events),"
+				     " (SELECT count(*) FROM steps), (SELECT count(*) FROM fires),"
+				     " (SELECT count(*) FROM sources), (SELECT count(*) FROM meta)",
+				     op, err);
+	if (!st)
+		return -1;
+	int rc = step_retry(s, st);
+	if (rc == SQLITE_ROW) {
+		out->runs = sqlite3_column_int64(st, 0);
+		out->events = sqlite3_column_int64(st, 1);
+		out->steps = sqlite3_column_int64(st, 2);
+		out->fires = sqlite3_column_int64(st, 3);
+		out->sources = sqlite3_column_int64(st, 4);
+		out->meta = sqlite3_column_int64(st, 5);
+		rc = SQLITE_DONE;
+	}
+	return walk_end(s, st, rc, 0, op, err);
+}
+
+int rbk_sqlite_sources(rbk_sqlite *s, int (*fn)(void *ctx, const char *sha256, const char *bytes, size_t len),
+		       void *ctx, rbk_err *err)
+{
+	const char *op = "read sources";
+	sqlite3_stmt *st = walk_stmt(s, "SELECT sha256, bytes FROM sources ORDER BY sha256", op, err);
+	if (!st)
+		return -1;
+	int rc, stopped = 0;
+	while ((rc = step_retry(s, st)) == SQLITE_ROW) {
+		const void *b = sqlite3_column_blob(st, 1);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		if ((stopped = fn(ctx, col_text(st, 0, NULL), b ? (const char *)b : "", n)) != 0)
+			break;
+	}
+	return walk_end(s, st, rc, stopped, op, err);
+}
+
+int rbk_sqlite_meta_all(rbk_sqlite *s, int (*fn)(void *ctx, const char *key, const char *value), void *ctx,
+			rbk_err *err)
+{
+	const char *op = "read meta";
+	sqlite3_stmt *st = walk_stmt(s, "SELECT key, value FROM meta ORDER BY key", op, err);
+	if (!st)
+		return -1;
+	int rc, stopped = 0;
+	while ((rc = step_retry(s, st)) == SQLITE_ROW)
+		if ((stopped = fn(ctx, col_text(st, 0, NULL), col_text(st, 1, NULL))) != 0)
+			break;
+	return walk_end(s, st, rc, stopped, op, err);
 }

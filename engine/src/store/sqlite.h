@@ -75,4 +75,23 @@ int rbk_sqlite_links(rbk_sqlite *s, int64_t from_seq, int64_t to_seq,
 int rbk_sqlite_meta_get(rbk_sqlite *s, const char *key, char **out, rbk_err *err);
 int rbk_sqlite_meta_set(rbk_sqlite *s, const char *key, const char *value, rbk_err *err);
 
+int rbk_sqlite_run_queue(rbk_sqlite *s, int64_t run_id, const char *queue, int queued, rbk_err *err);
+int rbk_sqlite_lease_get(rbk_sqlite *s, int64_t run_id, rbk_store_lease *out, rbk_err *err);
+int rbk_sqlite_claim(rbk_sqlite *s, int64_t run_id, const char *owner, int64_t lease_ms, int force, int64_t *epoch,
+		rbk_err *err);
+int rbk_sqlite_renew(rbk_sqlite *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms, rbk_err *err);
+int rbk_sqlite_release(rbk_sqlite *s, int64_t run_id, int64_t epoch, rbk_err *err);
+void rbk_sqlite_fence(rbk_sqlite *s, int64_t run_id, int64_t epoch);
+int rbk_sqlite_claimable(rbk_sqlite *s, const char *const *queues, size_t nqueues, int64_t limit,
+		int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
+int rbk_sqlite_ping(rbk_sqlite *s, rbk_err *err);
+
+/* ---- copying a store (rbk store copy; store.h) ---- */
+int rbk_sqlite_read_snapshot(rbk_sqlite *s, rbk_err *err);
+int rbk_sqlite_counts(rbk_sqlite *s, rbk_store_counts *out, rbk_err *err);
+int rbk_sqlite_sources(rbk_sqlite *s, int (*fn)(void *ctx, const char *sha256, const char *bytes, size_t len),
+		       void *ctx, rbk_err *err);
+int rbk_sqlite_meta_all(rbk_sqlite *s, int (*fn)(void *ctx, const char *key, const char *value), void *ctx,
+			rbk_err *err);
+
 #endif

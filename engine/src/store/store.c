@@ -3,6 +3,7 @@
 #include "store/store.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "base/dirlist.h"
 #include "base/mem.h"
@@ -229,4 +230,150 @@ int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err)
 int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err)
 {
 	return s->pg ? rbk_pgstore_meta_set(s->pg, key, value, err) : rbk_sqlite_meta_set(s->lite, key, value, err);
+}
+
+/* ---- executors: queues, leases, fencing ---- */
+
+void rbk_store_lease_free(rbk_store_lease *l)
+{
+	rbk_free(l->queue);
+	rbk_free(l->owner);
+	l->queue = l->owner = NULL;
+}
+
+int rbk_store_run_queue(rbk_store *s, int64_t run_id, const char *queue, int queued, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_run_queue(s->pg, run_id, queue, queued, err)
+		     : rbk_sqlite_run_queue(s->lite, run_id, queue, queued, err);
+}
+
+int rbk_store_lease_get(rbk_store *s, int64_t run_id, rbk_store_lease *out, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_lease_get(s->pg, run_id, out, err) : rbk_sqlite_lease_get(s->lite, run_id, out, err);
+}
+
+int rbk_store_claim(rbk_store *s, int64_t run_id, const char *owner, int64_t lease_ms, int force, int64_t *epoch,
+		    rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_claim(s->pg, run_id, owner, lease_ms, force, epoch, err)
+		     : rbk_sqlite_claim(s->lite, run_id, owner, lease_ms, force, epoch, err);
+}
+
+int rbk_store_renew(rbk_store *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms,
+		    rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_renew(s->pg, run_id, owner, epoch, lease_ms, err)
+		     : rbk_sqlite_renew(s->lite, run_id, owner, epoch, lease_ms, err);
+}
+
+int rbk_store_release(rbk_store *s, int64_t run_id, int64_t epoch, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_release(s->pg, run_id, epoch, err) : rbk_sqlite_release(s->lite, run_id, epoch, err);
+}
+
+void rbk_store_fence(rbk_store *s, int64_t run_id, int64_t epoch)
+{
+	if (s->pg)
+		rbk_pgstore_fence(s->pg, run_id, epoch);
+	else
+		rbk_sqlite_fence(s->lite, run_id, epoch);
+}
+
+int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues, int64_t limit,
+			int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_claimable(s->pg, queues, nqueues, limit, fn, ctx, err)
+		     : rbk_sqlite_claimable(s->lite, queues, nqueues, limit, fn, ctx, err);
+}
+
+int rbk_store_notify(rbk_store *s, rbk_err *err) { return s->pg ? rbk_pgstore_notify(s->pg, err) : 0; }
+
+int rbk_store_wait_work(rbk_store *s, int timeout_ms, rbk_err *err)
+{
+	if (s->pg)
+		return rbk_pgstore_wait_work(s->pg, timeout_ms, err);
+	/* SQLite has no notifications: the caller polls at this pace. */
+	struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+int rbk_store_lead(rbk_store *s, const char *name, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_lead(s->pg, name, err) : 1;
+}
+
+int rbk_store_ping(rbk_store *s, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_ping(s->pg, err) : rbk_sqlite_ping(s->lite, err);
+}
+
+/* ---- copying a store ---- */
+
+/* A read of the source or an import into the target on the other kind of
+ * store: rbk store copy checks the kinds first, so this is a caller's bug. */
+static int wrong_kind(rbk_store *s, const char *what, rbk_err *err)
+{
+	rbk_err_set(err, -1, "store %s: %s", rbk_store_path(s), what);
+	return -1;
+}
+
+#define ONLY_PG "store copy writes only into PostgreSQL"
+#define ONLY_SQLITE "store copy reads only from SQLite"
+
+int rbk_store_counts_get(rbk_store *s, rbk_store_counts *out, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_counts(s->pg, out, err) : rbk_sqlite_counts(s->lite, out, err);
+}
+
+int rbk_store_read_snapshot(rbk_store *s, rbk_err *err)
+{
+	return s->pg ? wrong_kind(s, ONLY_SQLITE, err) : rbk_sqlite_read_snapshot(s->lite, err);
+}
+
+int rbk_store_sources(rbk_store *s, int (*fn)(void *ctx, const char *sha256, const char *bytes, size_t len),
+		      void *ctx, rbk_err *err)
+{
+	return s->pg ? wrong_kind(s, ONLY_SQLITE, err) : rbk_sqlite_sources(s->lite, fn, ctx, err);
+}
+
+int rbk_store_meta_all(rbk_store *s, int (*fn)(void *ctx, const char *key, const char *value), void *ctx,
+		       rbk_err *err)
+{
+	return s->pg ? wrong_kind(s, ONLY_SQLITE, err) : rbk_sqlite_meta_all(s->lite, fn, ctx, err);
+}
+
+int rbk_store_import_source(rbk_store *s, const char *sha256, const char *bytes, size_t len, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_source(s->pg, sha256, bytes, len, err) : wrong_kind(s, ONLY_PG, err);
+}
+
+int rbk_store_import_run(rbk_store *s, const rbk_store_run *run, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_run(s->pg, run, err) : wrong_kind(s, ONLY_PG, err);
+}
+
+int rbk_store_import_queue(rbk_store *s, int64_t run_id, const char *queue, int64_t epoch, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_queue(s->pg, run_id, queue, epoch, err) : wrong_kind(s, ONLY_PG, err);
+}
+
+int rbk_store_import_event(rbk_store *s, const rbk_store_event *ev, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_event(s->pg, ev, err) : wrong_kind(s, ONLY_PG, err);
+}
+
+int rbk_store_import_step(rbk_store *s, const rbk_store_step *st, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_step(s->pg, st, err) : wrong_kind(s, ONLY_PG, err);
+}
+
+int rbk_store_import_fire(rbk_store *s, const rbk_store_fire *f, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_fire(s->pg, f, err) : wrong_kind(s, ONLY_PG, err);
+}
+
+int rbk_store_import_meta(rbk_store *s, const char *key, const char *value, rbk_err *err)
+{
+	return s->pg ? rbk_pgstore_import_meta(s->pg, key, value, err) : wrong_kind(s, ONLY_PG, err);
 }

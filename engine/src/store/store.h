@@ -199,6 +199,69 @@ int rbk_store_lock_holder(rbk_store *s, const char *key, int64_t except_run, int
 /* Record the pid of the process that owns a run (0: none). */
 int rbk_store_run_owner(rbk_store *s, int64_t run_id, int64_t pid, rbk_err *err);
 
+/* ---- executors: queues, leases, fencing (docs/scale-out.md) ----
+ *
+ * A run belongs to a queue (where its actions may execute). Its executor
+ * holds a lease measured on the store's clock (PostgreSQL's now(); the
+ * host's for SQLite, one host) and renews it; claiming a run bumps its
+ * epoch, the fencing token. A handle fenced with (run, epoch) checks, at
+ * the start of each writing transaction and under the same lock that every
+ * claim takes, that the run's epoch is still epoch: once another executor
+ * has claimed the run, every write fails with err->code RBK_ERR_FENCED and
+ * nothing is written. */
+
+/* Set run's queue; queued != 0 also makes it "queued" (created, waiting for
+ * an executor). Call it in the transaction of rbk_store_run_create. */
+int rbk_store_run_queue(rbk_store *s, int64_t run_id, const char *queue, int queued, rbk_err *err);
+
+typedef struct {
+	char *queue;	     /* NULL: none (a run from before queues) */
+	char *owner;	     /* NULL: no lease */
+	int64_t epoch;	     /* claims so far */
+	int64_t left_ms;     /* until the lease ends on the store's clock; <= 0: ended */
+} rbk_store_lease;
+
+int rbk_store_lease_get(rbk_store *s, int64_t run_id, rbk_store_lease *out, rbk_err *err);
+void rbk_store_lease_free(rbk_store_lease *l);
+
+/* Claim run for owner for lease_ms: when it has no lease, an ended one, one
+ * of owner's, or force (SQLite, where a free owner lock proves the holder
+ * dead). 0 with *epoch the new epoch; 1 when another owner's lease is live
+ * (err says whose and for how long); -1 with err. Takes the writers' lock
+ * (joins the caller's transaction). */
+int rbk_store_claim(rbk_store *s, int64_t run_id, const char *owner, int64_t lease_ms, int force, int64_t *epoch,
+		    rbk_err *err);
+/* Extend owner's lease at epoch: 0, 1 when it was lost (another epoch), -1
+ * with err. Never waits for the writers' lock. */
+int rbk_store_renew(rbk_store *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms,
+		    rbk_err *err);
+/* End the lease of epoch (nothing when the run was claimed since). */
+int rbk_store_release(rbk_store *s, int64_t run_id, int64_t epoch, rbk_err *err);
+/* Fence every later writing transaction of this handle with (run, epoch);
+ * run 0 removes the fence. */
+void rbk_store_fence(rbk_store *s, int64_t run_id, int64_t epoch);
+
+/* Top-level runs of the queues that need an executor: queued, or running,
+ * interrupted or waiting with no live lease; oldest first, at most limit.
+ * fn returns non-zero to stop. */
+int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues, int64_t limit,
+			int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
+
+/* Wake executors waiting in rbk_store_wait_work (PostgreSQL: NOTIFY;
+ * SQLite: nothing, they poll). */
+int rbk_store_notify(rbk_store *s, rbk_err *err);
+/* Wait up to timeout_ms for a notification: 1 woken, 0 timed out, -1 err. */
+int rbk_store_wait_work(rbk_store *s, int timeout_ms, rbk_err *err);
+
+/* Try to become the one leader named name (the scheduler): 1 when this
+ * handle leads (PostgreSQL: a session advisory lock, released by the
+ * database when the connection dies), 0 when another does; SQLite: 1
+ * (one host: the scheduler's owner lock decides). */
+int rbk_store_lead(rbk_store *s, const char *name, rbk_err *err);
+/* 0 while this handle can still reach the store (a leader that cannot
+ * must stop firing), -1 with err. */
+int rbk_store_ping(rbk_store *s, rbk_err *err);
+
 typedef struct {
 	const char *runbook, *status, *actor; /* NULL: any; actor as in principal.h */
 	const char *since, *until;            /* ISO-8601 UTC bounds on created_at; NULL: open */
@@ -254,5 +317,48 @@ int rbk_store_links(rbk_store *s, int64_t from_seq, int64_t to_seq, int (*fn)(vo
 /* A small fact kept between processes (NULL in *out when absent; caller frees). */
 int rbk_store_meta_get(rbk_store *s, const char *key, char **out, rbk_err *err);
 int rbk_store_meta_set(rbk_store *s, const char *key, const char *value, rbk_err *err);
+
+/* ---- copying a store ----
+ *
+ * rbk store copy: an SQLite store read whole, from one snapshot, and
+ * written verbatim into an empty PostgreSQL store inside one
+ * rbk_store_begin transaction of the target: ids, times, owner pids and the
+ * events' hashes as they are, nothing recomputed, so the copy's chain head
+ * and any seal of the source stay valid. The reads below answer on SQLite
+ * only, the imports on PostgreSQL only; the other backend gets an error. */
+
+typedef struct {
+	int64_t runs, events, steps, fires, sources, meta;
+} rbk_store_counts;
+
+/* Rows per table (both backends). */
+int rbk_store_counts_get(rbk_store *s, rbk_store_counts *out, rbk_err *err);
+
+/* Open a read transaction: every read until rbk_store_rollback sees the
+ * store as it was now, while other processes go on writing. SQLite only. */
+int rbk_store_read_snapshot(rbk_store *s, rbk_err *err);
+/* Every pinned source, in sha256 order: its len bytes, borrowed for the
+ * call and not NUL-terminated. fn returns non-zero to stop. SQLite only. */
+int rbk_store_sources(rbk_store *s, int (*fn)(void *ctx, const char *sha256, const char *bytes, size_t len),
+		      void *ctx, rbk_err *err);
+/* Every meta row, in key order (borrowed for the call). SQLite only. */
+int rbk_store_meta_all(rbk_store *s, int (*fn)(void *ctx, const char *key, const char *value), void *ctx,
+		       rbk_err *err);
+
+/* One row each, exactly as given (0 ids and seqs are NULL, as the structs
+ * say), only inside the caller's rbk_store_begin transaction; a key already
+ * there or a reference to a missing row is an error that rolls it back.
+ * Sources first, then runs in id order (a child refers to its parent),
+ * then events, steps and fires. import_source refuses bytes that do not
+ * hash to sha256; import_queue sets a run's queue and epoch (no lease:
+ * the copy starts with none); import_meta replaces a key the target had.
+ * PostgreSQL only: on SQLite, "store copy writes only into PostgreSQL". */
+int rbk_store_import_source(rbk_store *s, const char *sha256, const char *bytes, size_t len, rbk_err *err);
+int rbk_store_import_run(rbk_store *s, const rbk_store_run *run, rbk_err *err);
+int rbk_store_import_queue(rbk_store *s, int64_t run_id, const char *queue, int64_t epoch, rbk_err *err);
+int rbk_store_import_event(rbk_store *s, const rbk_store_event *ev, rbk_err *err);
+int rbk_store_import_step(rbk_store *s, const rbk_store_step *st, rbk_err *err);
+int rbk_store_import_fire(rbk_store *s, const rbk_store_fire *f, rbk_err *err);
+int rbk_store_import_meta(rbk_store *s, const char *key, const char *value, rbk_err *err);
 
 #endif
