@@ -4,6 +4,8 @@
 #include "base/exitcode.h"
 #include "base/mem.h"
 #include "exec/owner.h"
+#include "runbook/diag.h"
+#include "exec/interp.h"
 #include "sched/schedule.h"
 #include "store/store.h"
 
@@ -43,6 +45,7 @@ typedef struct {
 typedef struct {
 	const char *home;
 	rbk_store *store;
+	bool shared; /* a store shared by hosts: every fire is queued for agents */
 	child *kids;
 	size_t nkids;
 	int started, failed_to_start;
@@ -95,12 +98,50 @@ static pid_t spawn(daemon_ctx *d, char *const argv[], int64_t fire, int64_t run,
 	return pid;
 }
 
+/* On a shared store, a fire's run is created queued by the scheduler
+ * itself, in the process that claimed the fire: a leader that dies between
+ * the two leaves a claim no other process can still answer, which the next
+ * leader fires (rbk_sched_refire_stale). */
+static int enqueue_fire(daemon_ctx *d, const rbk_sched_entry *e, int64_t fire, const char *nominal)
+{
+	rbk_diag diag = {0};
+	rbk_cli_runbook rb;
+	if (rbk_cli_load(&rb, e->path, true, &diag) < 0) {
+		rbk_diag_print(&diag, stderr);
+		rbk_diag_free(&diag);
+		return -1;
+	}
+	rbk_diag_free(&diag);
+	char *hostq = rbk_cli_host_queue(), *actor = rbk_cli_actor();
+	rbk_ui ui;
+	rbk_ui_init(&ui, stdout, false);
+	rbk_interp ip = {d->store, rbk_cli_registry(), d->home, actor, &ui, false, e->queue ? e->queue : hostq, true, 0};
+	rbk_interp_launch l = {rb.path, rb.doc, rb.rb, NULL, 0, &e->params, false, false, fire, nominal};
+	int64_t id = 0;
+	const char *status = "failed";
+	rbk_err err = {0};
+	int rc = rbk_interp_run(&ip, &l, &id, &status, &err);
+	if (rc < 0)
+		say("fire %lld of %s: %s", (long long)fire, e->runbook, err.msg);
+	else
+		say("fired %s (entry %d, %s): fire %lld, run %lld queued on %s", e->runbook, e->entry, nominal,
+		    (long long)fire, (long long)id, ip.queue);
+	if (rc == 0)
+		d->started++;
+	rbk_free(hostq);
+	rbk_free(actor);
+	rbk_cli_runbook_free(&rb);
+	return rc < 0 ? -1 : 0;
+}
+
 /* Start `rbk run` for a fire, with the entry's params. */
 static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const char *nominal)
 {
 	daemon_ctx *d = ctx;
+	if (d->shared)
+		return enqueue_fire(d, e, fire, nominal);
 	size_t np = e->params.t == RBK_V_MAP ? e->params.u.map.n : 0;
-	char **argv = rbk_xcalloc(14 + 2 * np, sizeof *argv);
+	char **argv = rbk_xcalloc(17 + 2 * np, sizeof *argv);
 	size_t a = 0;
 	char fire_s[32];
 	snprintf(fire_s, sizeof fire_s, "%lld", (long long)fire);
@@ -108,6 +149,15 @@ static int start_run(void *ctx, const rbk_sched_entry *e, int64_t fire, const ch
 			       "--schedule-nominal", nominal};
 	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
 		argv[a++] = rbk_xstrdup(fixed[i]);
+	/* On a queue, the fire only enqueues its run: an agent of the queue
+	 * executes it. */
+	char *hostq = rbk_cli_host_queue();
+	if (e->queue) {
+		argv[a++] = rbk_xstrdup("--queue");
+		argv[a++] = rbk_xstrdup(e->queue);
+		argv[a++] = rbk_xstrdup("--detach");
+	}
+	rbk_free(hostq);
 	for (size_t i = 0; i < np; i++) {
 		char *v = rbk_val_to_text(&e->params.u.map.vals[i]);
 		argv[a++] = rbk_xstrdup("-p");
@@ -278,11 +328,44 @@ static int report_run(void *ctx, const rbk_store_run *r)
 	int64_t pid = 0;
 	if (rbk_owner_probe(home, r->id, &pid, NULL) == 1)
 		return 0;
-	if (!strcmp(r->status, "waiting"))
+	if (!strcmp(r->status, "waiting") || !strcmp(r->status, "queued"))
 		return 0;
 	say("run %lld (%s) is %s: see rbk show %lld; continue with rbk resume %lld", (long long)r->id, r->runbook,
 	    !strcmp(r->status, "running") ? "interrupted" : r->status, (long long)r->id, (long long)r->id);
 	return 0;
+}
+
+/* Become the store's one scheduler: 0 once leading, -1 when stopped
+ * (or the store cannot be reached at all). Reconnects as needed. */
+static int lead(daemon_ctx *d, const char *home)
+{
+	bool told = false;
+	while (!stop_requested) {
+		rbk_err e = {0};
+		int r = rbk_store_lead(d->store, "scheduler", &e);
+		if (r == 1) {
+			if (told || d->shared)
+				say("leading the schedules of %s", rbk_store_path(d->store));
+			return 0;
+		}
+		if (r < 0) {
+			say("cannot reach the store: %s (trying again)", e.msg);
+			rbk_store *fresh = NULL;
+			if (rbk_store_open_url(&fresh, rbk_cli_store_url(), home, &e) == 0) {
+				rbk_store_close(d->store);
+				d->store = fresh;
+			}
+		} else if (!told) {
+			say("another scheduler leads %s; waiting to take over", rbk_store_path(d->store));
+			told = true;
+		}
+		for (int i = 0; i < 10 && !stop_requested; i++) {
+			struct timespec ts = {0, 200 * 1000000};
+			nanosleep(&ts, NULL);
+			reap(d, false);
+		}
+	}
+	return -1;
 }
 
 static int run(int argc, char **argv)
@@ -341,10 +424,20 @@ static int run(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
+	d.shared = strcmp(rbk_store_kind(d.store), "sqlite") != 0;
+	/* One leader per store (on PostgreSQL, a session advisory lock the
+	 * database releases when the leader's connection dies); the others
+	 * wait to take over. */
+	if (lead(&d, home) < 0) {
+		rbk_owner_release(lock_fd);
+		rbk_store_close(d.store);
+		rbk_free(home);
+		return stop_requested ? RBK_EXIT_OK : RBK_EXIT_STORE;
+	}
 
 	int64_t start = fixed_now ? fixed_now : wall_ms();
 	int settled = 0;
-	if (rbk_sched_settle_stale(d.store, start, &settled, &e) == 0 && settled)
+	if (!d.shared && rbk_sched_settle_stale(d.store, start, &settled, &e) == 0 && settled)
 		say("%d fire(s) claimed by a scheduler that stopped before starting them are recorded as failed", settled);
 	rbk_store_run_filter f = {.active_only = 1, .scheduled_only = 1};
 	rbk_store_runs(d.store, &f, report_run, home, &e);
@@ -355,6 +448,9 @@ static int run(int argc, char **argv)
 	rbk_diag_print(&diag, stderr);
 	rbk_diag_free(&diag);
 	say("%zu schedule entr%s on %s", s.n, s.n == 1 ? "y" : "ies", rbk_cli_search_path());
+	int refired = 0;
+	if (d.shared && rbk_sched_refire_stale(&s, d.store, start_run, &d, &refired, &e) == 0 && refired)
+		say("%d fire(s) claimed by a former leader that stopped before creating their runs: fired now", refired);
 	int exit_code = RBK_EXIT_OK;
 	for (;;) {
 		if (reload_requested) {
@@ -366,6 +462,15 @@ static int run(int argc, char **argv)
 			say("reloaded: %zu schedule entries", s.n);
 		}
 		reap(&d, false);
+		if (d.shared && rbk_store_ping(d.store, &e) < 0) {
+			/* Cut off from the store: the lock is gone with the
+			 * connection, and another scheduler may lead by now. */
+			say("lost the store (%s); no longer leading", e.msg);
+			if (lead(&d, home) < 0)
+				break;
+			if (rbk_sched_refire_stale(&s, d.store, start_run, &d, &refired, &e) == 0 && refired)
+				say("%d fire(s) claimed by a former leader and never started: fired now", refired);
+		}
 		rbk_sched_stats st;
 		int64_t now = fixed_now ? fixed_now : wall_ms();
 		if (rbk_sched_tick(&s, d.store, now, start, start_run, &d, &st, &e) < 0) {
@@ -414,5 +519,6 @@ static int run(int argc, char **argv)
 	return exit_code;
 }
 
-const rbk_cmd rbk_cmd_scheduler = {"scheduler", "[--once [--now ISO8601 [--ticks N]]] [--metrics FILE] [--home DIR]",
+const rbk_cmd rbk_cmd_scheduler = {"scheduler",
+				   "[--once [--now ISO8601 [--ticks N]]] [--metrics FILE] [--home DIR] [--store URL]",
 				   "fire the schedule entries of the runbooks on $RBK_PATH (a foreground daemon)", run};

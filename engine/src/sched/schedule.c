@@ -74,6 +74,7 @@ static void add_entries(rbk_sched *s, const char *path, rbk_runbook *rb)
 		e.tz = rbk_xstrdup(sc->timezone);
 		e.catch_up_ms = sc->catch_up_ms;
 		e.overlap = sc->overlap;
+		e.queue = sc->queue ? rbk_xstrdup(sc->queue) : rb->queue ? rbk_xstrdup(rb->queue) : NULL;
 		if (!sc->params || rbk_render(sc->params, NULL, &e.params, NULL, &er) < 0)
 			e.params = rbk_val_map();
 		s->e = rbk_xrealloc(s->e, (s->n + 1) * sizeof *s->e);
@@ -125,6 +126,7 @@ void rbk_sched_free(rbk_sched *s)
 		rbk_free(s->e[i].path);
 		rbk_free(s->e[i].cron_text);
 		rbk_free(s->e[i].tz);
+		rbk_free(s->e[i].queue);
 		rbk_val_free(&s->e[i].params);
 	}
 	rbk_free(s->e);
@@ -315,4 +317,55 @@ int rbk_sched_tick(const rbk_sched *s, rbk_store *st, int64_t now_ms, int64_t fi
 	char iso[32];
 	rbk_sched_iso(now_ms, iso);
 	return rbk_store_meta_set(st, "scheduler.last_tick", iso, err);
+}
+
+typedef struct {
+	int64_t *ids;
+	char (*nominal)[32];
+	char **runbook;
+	int *entry;
+	size_t n;
+} stale_list;
+
+static int collect_stale(void *ctx, const rbk_store_fire *f)
+{
+	stale_list *l = ctx;
+	if (f->run_id)
+		return 0;
+	l->ids = rbk_xrealloc(l->ids, (l->n + 1) * sizeof *l->ids);
+	l->nominal = rbk_xrealloc(l->nominal, (l->n + 1) * sizeof *l->nominal);
+	l->runbook = rbk_xrealloc(l->runbook, (l->n + 1) * sizeof *l->runbook);
+	l->entry = rbk_xrealloc(l->entry, (l->n + 1) * sizeof *l->entry);
+	l->ids[l->n] = f->id;
+	snprintf(l->nominal[l->n], sizeof l->nominal[l->n], "%s", f->nominal);
+	l->runbook[l->n] = rbk_xstrdup(f->runbook);
+	l->entry[l->n] = f->entry;
+	l->n++;
+	return 0;
+}
+
+int rbk_sched_refire_stale(const rbk_sched *s, rbk_store *st, rbk_sched_fire_fn fn, void *ctx, int *refired,
+			   rbk_err *err)
+{
+	*refired = 0;
+	stale_list l = {0};
+	/* Collected first: a walk's callback does not write. */
+	int rc = rbk_store_fires(st, NULL, -1, "firing", 0, collect_stale, &l, err);
+	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+		const rbk_sched_entry *e = NULL;
+		for (size_t j = 0; j < s->n && !e; j++)
+			if (!strcmp(s->e[j].runbook, l.runbook[i]) && s->e[j].entry == l.entry[i])
+				e = &s->e[j];
+		if (!e)
+			rc = rbk_store_fire_set(st, l.ids[i], "failed", 0, "its schedule entry is gone", err);
+		else if ((rc = fire_one(e, st, l.ids[i], l.nominal[i], fn, ctx, err)) == 0)
+			(*refired)++;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		rbk_free(l.runbook[i]);
+	rbk_free(l.ids);
+	rbk_free(l.nominal);
+	rbk_free(l.runbook);
+	rbk_free(l.entry);
+	return rc < 0 ? -1 : 0;
 }

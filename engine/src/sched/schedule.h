@@ -35,6 +35,7 @@ typedef struct {
 	int64_t catch_up_ms;
 	int overlap; /* RBK_OVERLAP_* of model.h */
 	rbk_val params; /* the entry's params, typed (a map) */
+	char *queue;	/* the entry's queue, else the runbook's; NULL: none */
 } rbk_sched_entry;
 
 typedef struct {
@@ -61,6 +62,12 @@ int rbk_sched_tick(const rbk_sched *s, rbk_store *st, int64_t now_ms, int64_t fi
 /* At start-up (one scheduler per store): fires claimed more than a minute
  * ago whose run never started are recorded as failed, not fired again. */
 int rbk_sched_settle_stale(rbk_store *st, int64_t now_ms, int *settled, rbk_err *err);
+/* On a shared store, by a scheduler that has just become the leader: the
+ * former leader is gone (its session lock with it), and a fire it claimed
+ * without creating its run is fired now, so a failover neither loses nor
+ * repeats a due time. *refired: how many. */
+int rbk_sched_refire_stale(const rbk_sched *s, rbk_store *st, rbk_sched_fire_fn fire, void *ctx, int *refired,
+			   rbk_err *err);
 /* UTC ms -> "2026-11-21T08:55:00Z" (fire times have whole seconds). */
 void rbk_sched_iso(int64_t ms, char out[32]);
 /* "2026-11-21T08:55:00Z", "...+02:00", "2026-11-21T08:55" (UTC) -> ms; -1 if malformed. */

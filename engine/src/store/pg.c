@@ -2146,8 +2146,9 @@ int rbk_pgstore_import_run(rbk_pgstore *s, const rbk_store_run *run, rbk_err *er
 	ip_text(&p, run->lock_key);
 	char dup[64], missing[160];
 	snprintf(dup, sizeof dup, "run %" PRId64 " is already in the store", run->id);
-	snprintf(missing, sizeof missing, "run %" PRId64 ": its parent run %" PRId64 " or its source %.64s is not in the store",
-		 run->id, run->parent_run, run->source_sha256 ? run->source_sha256 : "");
+	snprintf(missing, sizeof missing,
+		 "run %" PRId64 ": its parent run %" PRId64 " or its source %.64s is not in the store", run->id,
+		 run->parent_run, run->source_sha256 ? run->source_sha256 : "");
 	return import_exec(s, "import run",
 			   "INSERT INTO runs (" RUN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
 			   " $13, $14, $15)",
