@@ -1002,8 +1002,12 @@ static int take_owner(run *r, rbk_err *err)
 	if (r->parent == 0 && !r->lease.held) {
 		bool force = !strcmp(rbk_store_kind(r->ip->store), "sqlite");
 		rc = rbk_lease_claim(&r->lease, r->ip->store, r->id, r->ip->lease_ms, force, err);
-		if (rc == 1)
+		if (rc == 1) {
+			/* Another executor has it: nothing of ours to resume. */
 			err->code = RBK_EXIT_FAILED;
+			rbk_owner_release(r->owner_fd);
+			r->owner_fd = -1;
+		}
 		if (rc != 0)
 			return -1;
 	}
