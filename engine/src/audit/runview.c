@@ -31,12 +31,19 @@ rbk_val rbk_runview_run(const rbk_store_run *r, const char *status)
 	return m;
 }
 
-const char *rbk_runview_status(const char *home, const rbk_store_run *r)
+const char *rbk_runview_status(rbk_store *s, const char *home, const rbk_store_run *r)
 {
 	if (strcmp(r->status, "running") != 0)
 		return r->status;
 	int64_t pid = 0;
-	return rbk_owner_probe(home, r->id, &pid, NULL) == 1 ? "running" : "interrupted";
+	if (rbk_owner_probe(home, r->id, &pid, NULL) == 1)
+		return "running";
+	/* Executed on another host: its lease in the store says it lives. */
+	rbk_store_lease l = {0};
+	rbk_err e = {0};
+	bool live = s && rbk_store_lease_get(s, r->id, &l, &e) == 0 && l.owner && l.left_ms > 0;
+	rbk_store_lease_free(&l);
+	return live ? "running" : "interrupted";
 }
 
 static const char *s_of(const rbk_val *m, const char *k)
@@ -104,8 +111,9 @@ void rbk_runview_event_line(FILE *out, const rbk_store_event *ev)
 	else if (!strcmp(k, "run_started"))
 		fprintf(out, "start %s", s_of(&d, "start"));
 	else if (!strcmp(k, "run_status") || !strcmp(k, "run_finished"))
-		fprintf(out, "%s%s%s", s_of(&d, "status"), s_of(&d, "reason") ? ": " : "",
-			s_of(&d, "reason") ? s_of(&d, "reason") : "");
+		fprintf(out, "%s%s%s%s%s", s_of(&d, "status"), s_of(&d, "reason") ? ": " : "",
+			s_of(&d, "reason") ? s_of(&d, "reason") : "", s_of(&d, "executor") ? " by executor " : "",
+			s_of(&d, "executor") ? s_of(&d, "executor") : "");
 	else if (!strcmp(k, "rollback_started"))
 		fprintf(out, "from %s: %s", s_of(&d, "from"), s_of(&d, "error") ? s_of(&d, "error") : "");
 	else if (!strcmp(k, "vars_set")) {

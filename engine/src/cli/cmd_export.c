@@ -203,7 +203,7 @@ static int report(int argc, char **argv)
 		fprintf(stderr, "rbk: error: cannot write %s\n", out_path);
 		rc = RBK_EXIT_FAILED;
 	} else {
-		const char *status = rbk_runview_status(home, &r);
+		const char *status = rbk_runview_status(s, home, &r);
 		fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>rbk run ", f);
 		fprintf(f, "%lld", id);
 		fputs("</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 typedef struct {
+	rbk_store *store;
 	const char *home;
 	bool json;
 	int count;
@@ -23,7 +24,7 @@ typedef struct {
 static int one(void *ctx, const rbk_store_run *r)
 {
 	lister *l = ctx;
-	const char *status = rbk_runview_status(l->home, r);
+	const char *status = rbk_runview_status(l->store, l->home, r);
 	if (l->want_status && strcmp(status, l->want_status) != 0)
 		return 0;
 	if (l->json) {
@@ -88,7 +89,7 @@ static int list_runs(const rbk_cmd *cmd, int argc, char **argv, bool active)
 		rbk_free(home);
 		return RBK_EXIT_FAILED;
 	}
-	lister l = {home, json, 0, rbk_val_list(), f.status};
+	lister l = {s, home, json, 0, rbk_val_list(), f.status};
 	rbk_err e = {0};
 	/* A run stored as running whose owner died shows as interrupted: filter
 	 * on the status shown, reading both when either is asked for. */

@@ -111,7 +111,7 @@ static int show(int argc, char **argv)
 	}
 	walk w = {json, 0, 0, NULL, rbk_val_list(), 0};
 	rbk_store_events(s, id, ev_summary, &w, &e);
-	const char *status = rbk_runview_status(home, &r);
+	const char *status = rbk_runview_status(s, home, &r);
 	rbk_val m = rbk_runview_run(&r, status);
 	rbk_val_map_set(&m, "reason", w.reason ? rbk_val_str(w.reason) : rbk_val_null());
 	rbk_val_map_set(&m, "children", w.children);
@@ -128,6 +128,13 @@ static int show(int argc, char **argv)
 			printf("called by  run %lld (state %s)\n", (long long)r.parent_run, r.parent_state ? r.parent_state : "?");
 		if (r.lock_key)
 			printf("lock       %s\n", r.lock_key);
+		rbk_store_lease l = {0};
+		if (rbk_store_lease_get(s, id, &l, &e) == 0 && l.queue) {
+			printf("queue      %s\n", l.queue);
+			if (l.owner && l.left_ms > 0)
+				printf("executor   %s (lease ends in %lld s)\n", l.owner, (long long)(l.left_ms + 999) / 1000);
+		}
+		rbk_store_lease_free(&l);
 		const rbk_val *prov = rbk_val_map_get(&m, "provenance");
 		const rbk_val *git = prov && prov->t == RBK_V_MAP ? rbk_val_map_get(prov, "git") : NULL;
 		const rbk_val *path = prov && prov->t == RBK_V_MAP ? rbk_val_map_get(prov, "path") : NULL;

@@ -1670,7 +1670,12 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 		return rc;
 	}
 	if (rc == 0 && !ended) {
-		rc = emit(&r, "run_status", map2("status", rbk_val_str("running"), "reason", rbk_val_str("resumed")), err);
+		rbk_val d = map2("status", rbk_val_str("running"), "reason", rbk_val_str("resumed"));
+		/* Which process took it on: after a takeover, the auditor sees
+		 * the executor change (host/pid/start). */
+		if (r.lease.held)
+			rbk_val_map_set(&d, "executor", rbk_val_str(r.lease.owner));
+		rc = emit(&r, "run_status", d, err);
 		rbk_ui_note(ip->ui, run_id, "resumed by %s in %s", ip->actor, r.rs.current);
 	}
 	if (rc == 0 && !ended)
