@@ -893,7 +893,7 @@ def main():
         sweep_t.secs = time.monotonic() - t0
         rnd = Tally("quick random")
         # No budget here: make test always makes at least 200 kills.
-        random_kills(cfg, refs, rnd, want_kills=max(60, 200 - sweep_t.kills), seed=seed, max_cases=400)
+        random_kills(cfg, refs, rnd, want_kills=max(60, 200 - sweep_t.kills), seed=seed, max_cases=800)
         tallies = [sweep_t, rnd]
     else:
         sweep_t = Tally("sweep")
