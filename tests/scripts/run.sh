@@ -3,7 +3,8 @@
 # against the runbooks in tests/fixtures/run, with a fresh RBK_HOME per test.
 # Side effects are observed through the testkit ledger (one line per action
 # execution: "IDEMPOTENCY_KEY LABEL"), exit codes, output, and the events in
-# the store ($RBK_HOME/rbk.db, read with python3's sqlite3 module).
+# the store (read with tests/lib/storedb.py: $RBK_HOME/rbk.db, or the
+# PostgreSQL store of RBK_STORE, a fresh schema per test).
 . "$(dirname "$0")/lib.bash"
 FX="$RBK_ROOT/tests/fixtures/run"
 export RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins:$RBK_ROOT/build/test-plugins"
@@ -11,9 +12,8 @@ unset RBK_CRASH_POINT RBK_TEST_TOKEN RBK_TEST_REGION RBK_PATH
 
 # --- helpers ---------------------------------------------------------------
 cat >"$TMP/db.py" <<'PY'
-import json, os, sqlite3, sys
-path = os.path.join(os.environ["RBK_HOME"], "rbk.db")
-db = sqlite3.connect(path, timeout=5) if os.path.exists(path) else None
+import json, os, sys, storedb
+db = storedb.connect(timeout=5, missing_ok=True)
 def one(sql, *a):
     r = db.execute(sql, a).fetchone() if db else None
     return r[0] if r else None
@@ -45,9 +45,10 @@ waitfor() {
 	done
 	return 1
 }
-new() { # a fresh home and ledger
+new() { # a fresh home (and store) and ledger
 	H=$(mktemp -d "$TMP/h.XXXXXX")
 	export RBK_HOME=$H
+	fresh_store
 	L=$H/ledger
 }
 san() { grep -q 'Sanitizer\|runtime error:' "$1" 2>/dev/null && cat "$1" >&2; return 0; }
@@ -262,7 +263,7 @@ new
 RBK_TEST_TOKEN=$SECRET r run "$FX/secret.yaml"
 [[ $RC == 0 ]]
 t $? "a run with a secret param from env succeeds" "$(why)"
-! grep -rqaF "$SECRET" "$H"/rbk.db* "$H"/owners 2>/dev/null && [[ $(py 'one("select count(*) from events where data like ?", "%'"$SECRET"'%")') == 0 ]]
+! grep -rqaF "$SECRET" $(store_files "$H") "$H"/owners 2>/dev/null && [[ $(py 'one("select count(*) from events where data like ?", "%'"$SECRET"'%")') == 0 ]]
 t $? "the secret appears nowhere in the store (db bytes, events)" "$(grep -rlaF "$SECRET" "$H")"
 [[ $OUT$ERR != *"$SECRET"* && $OUT == *"denied for ***"* ]]
 t $? "the secret is not in rbk's stdout/stderr (masked as ***)" "$(why)"
@@ -273,7 +274,7 @@ t $? "recorded step output that echoed the secret shows ***" "$(py 'step("use")'
 t $? "rendered params, errors and the run's params mask the secret" "$(py 'ev("step_started")')"
 new
 r run "$FX/secret.yaml" -p tok=$SECRET
-! grep -rqaF "$SECRET" "$H" && [[ $RC == 0 ]]
+! grep -rqaF "$SECRET" "$H" $(on_pg && store_files) && [[ $RC == 0 ]]
 t $? "a secret given with -p is masked everywhere too" "$(why) $(grep -rlaF "$SECRET" "$H")"
 
 # --- lock ------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 # starts; the daemon itself is checked for its store lock, SIGHUP and SIGTERM.
 # Each test has a fresh RBK_HOME and its own RBK_PATH directory holding copies
 # of the runbooks in tests/fixtures/sched. Decisions are read from the store
-# (table fires, table meta, runs) with python3's sqlite3 module.
+# (table fires, table meta, runs) with tests/lib/storedb.py (SQLite in the
+# home, or PostgreSQL: a fresh schema per test).
 . "$(dirname "$0")/lib.bash"
 FX="$RBK_ROOT/tests/fixtures/sched"
 export RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins:$RBK_ROOT/build/test-plugins"
@@ -12,9 +13,8 @@ unset RBK_CRASH_POINT RBK_PATH
 
 # --- helpers ---------------------------------------------------------------
 cat >"$TMP/db.py" <<'PY'
-import json, os, sqlite3, sys
-path = os.path.join(os.environ["RBK_HOME"], "rbk.db")
-db = sqlite3.connect(path, timeout=5) if os.path.exists(path) else None
+import json, os, sys, storedb
+db = storedb.connect(timeout=5, missing_ok=True)
 def one(sql, *a):
     r = db.execute(sql, a).fetchone() if db else None
     return r[0] if r else None
@@ -38,6 +38,7 @@ new() { # new RUNBOOK-FILE...: a fresh home and a path directory with these runb
 	H=$(mktemp -d "$TMP/h.XXXXXX")
 	export RBK_HOME=$H/home RBK_PATH=$H/path
 	mkdir -p "$RBK_PATH"
+	fresh_store
 	local f
 	for f in "$@"; do cp "$FX/$f" "$RBK_PATH/"; done
 }
@@ -218,14 +219,15 @@ t $? "a queued fire fires once" "$(why) $(py 'fires("overlap-queue")')"
 new daemon/minutely.yaml
 r scheduler --once # creates the store (fires and runs now, for real time)
 read -r stale_id young_id stale_nominal < <(python3 - <<'PY'
-import os, sqlite3, time
-db = sqlite3.connect(os.path.join(os.environ["RBK_HOME"], "rbk.db"))
+import os, storedb, time
+db = storedb.connect()
 iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 now = time.time()
 m = int(now // 60 * 60)
-ins = "insert into fires (runbook, entry, nominal, decided_at, outcome) values ('minutely', 0, ?, ?, 'firing')"
-a = db.execute(ins, (iso(m - 3600), iso(now - 120))).lastrowid
-b = db.execute(ins, (iso(m - 7200), iso(now - 5))).lastrowid
+ins = ("insert into fires (id, runbook, entry, nominal, decided_at, outcome)"
+       " values ((select coalesce(max(id), 0) + 1 from fires), 'minutely', 0, ?, ?, 'firing') returning id")
+a = db.execute(ins, (iso(m - 3600), iso(now - 120))).fetchone()[0]
+b = db.execute(ins, (iso(m - 7200), iso(now - 5))).fetchone()[0]
 db.commit()
 print(a, b, iso(m - 3600))
 PY
@@ -280,9 +282,9 @@ once 2026-06-01T13:10:00Z --metrics "$M"
 [[ -f $M && $(ls "$H/metrics") == rbk.prom ]]
 t $? "the metrics file is written by rename: no temporary file is left" "$(ls -a "$H/metrics")"
 cat >"$TMP/prom.py" <<'PY'
-import os, re, sqlite3, sys, calendar, time
+import os, re, storedb, sys, calendar, time
 text = open(sys.argv[1]).read()
-db = sqlite3.connect(os.path.join(os.environ["RBK_HOME"], "rbk.db"))
+db = storedb.connect()
 errs = []
 names = {"rbk_schedule_fires_total": "counter", "rbk_schedule_misses_total": "counter",
          "rbk_schedule_skips_total": "counter", "rbk_schedule_failures_total": "counter",

@@ -7,6 +7,7 @@
 #include "runbook/model.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +106,12 @@ static int run(int argc, char **argv)
 				printf("%lld\n", (long long)id);
 			else if (!json)
 				rbk_ui_note(&ui, id, "queued on %s; following it (Ctrl-C stops following, not the run)", queue);
-			if (!detach)
+			if (!detach) {
+				/* Ctrl-C stops following; the run goes on with its agent. */
+				signal(SIGINT, SIG_DFL);
+				signal(SIGTERM, SIG_DFL);
 				rc = rbk_cli_follow(store, id, 0, json);
+			}
 		} else {
 			rc = rbk_interp_exit_code(status);
 		}
