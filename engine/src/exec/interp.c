@@ -902,6 +902,14 @@ static int drive(run *r, rbk_err *err)
 				continue;
 			}
 		}
+		if (stop_signals && r->ip->agent) {
+			/* The agent stops, not the run: it stays running, without
+			 * a lease, for another agent of its queue to take on. */
+			if (set_status(r, "running", "handed back: its agent stopped", err) < 0)
+				return -1;
+			rbk_ui_note(r->ip->ui, r->id, "handed back to its queue");
+			return barrier(r, err);
+		}
 		if (stop_signals) {
 			if (set_status(r, "interrupted", "stopped by a signal", err) < 0)
 				return -1;

@@ -33,6 +33,7 @@ typedef struct {
 	const char *queue; /* the queue of the runs it creates; NULL: none recorded */
 	bool enqueue;	   /* create runs "queued" for an agent, and stop there */
 	int64_t lease_ms;  /* 0: RBK_LEASE_DEFAULT_MS */
+	bool agent;	   /* executing for rbk agent: a stop hands the run back to the queue */
 } rbk_interp;
 
 typedef struct {

@@ -1989,7 +1989,7 @@ int rbk_sqlite_claimable(rbk_sqlite *s, const char *const *queues, size_t nqueue
 	for (size_t q = 0; q < nqueues && !stop; q++) {
 		sqlite3_stmt *st = prep(s,
 					"SELECT id, status FROM runs WHERE parent_run IS NULL AND queue = ?1 AND status IN"
-					" ('queued', 'running', 'interrupted', 'waiting')"
+					" ('queued', 'running', 'waiting')"
 					" AND (lease_until IS NULL OR lease_until <= ?2) ORDER BY id LIMIT ?3",
 					op, err);
 		if (!st)

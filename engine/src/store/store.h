@@ -241,8 +241,9 @@ int rbk_store_release(rbk_store *s, int64_t run_id, int64_t epoch, rbk_err *err)
  * run 0 removes the fence. */
 void rbk_store_fence(rbk_store *s, int64_t run_id, int64_t epoch);
 
-/* Top-level runs of the queues that need an executor: queued, or running,
- * interrupted or waiting with no live lease; oldest first, at most limit.
+/* Top-level runs of the queues that need an executor: queued, or running
+ * or waiting with no live lease (an interrupted run was stopped on
+ * purpose: an operator resumes it); oldest first, at most limit.
  * fn returns non-zero to stop. */
 int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues, int64_t limit,
 			int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
