@@ -82,7 +82,18 @@ static bool busy_with(const agent_ctx *a, int64_t run)
 
 static void execute(agent_ctx *a, int64_t run, const char *why)
 {
-	char id[32], lease[32];
+	/* Reserve the run under the name its executor will claim it with: of
+	 * several agents that see it, one starts a process for it. */
+	char name[200], id[32], lease[32];
+	snprintf(name, sizeof name, "%s/run-%lld", rbk_lease_executor(), (long long)run);
+	int64_t epoch = 0;
+	rbk_err e = {0};
+	int c = rbk_store_claim(a->store, run, name, a->lease_ms, 0, &epoch, &e);
+	if (c != 0) {
+		if (c < 0)
+			say("run %lld: cannot reserve it: %s", (long long)run, e.msg);
+		return; /* 1: another executor was quicker */
+	}
 	snprintf(id, sizeof id, "%lld", (long long)run);
 	snprintf(lease, sizeof lease, "%lldms", (long long)a->lease_ms);
 	fflush(NULL);
@@ -96,6 +107,7 @@ static void execute(agent_ctx *a, int64_t run, const char *why)
 			_exit(127);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
+		setenv("RBK_EXECUTOR", name, 1);
 		char *const argv[] = {"rbk", "resume", id, "--agent", "--lease", lease, "--home", (char *)a->home, NULL};
 		execv(a->exe, argv);
 		_exit(127);
@@ -128,6 +140,27 @@ static void reap(agent_ctx *a, bool block)
 			break;
 		}
 	}
+}
+
+typedef struct {
+	int64_t run;
+	char status[24];
+} candidate;
+
+typedef struct {
+	candidate *c;
+	size_t n;
+} candidates;
+
+/* Collected first: a walk's callback does not write (a claim does). */
+static int collect(void *ctx, int64_t run, const char *status)
+{
+	candidates *l = ctx;
+	l->c = rbk_xrealloc(l->c, (l->n + 1) * sizeof *l->c);
+	l->c[l->n].run = run;
+	snprintf(l->c[l->n].status, sizeof l->c[l->n].status, "%s", status);
+	l->n++;
+	return 0;
 }
 
 static int consider(void *ctx, int64_t run, const char *status)
@@ -244,8 +277,14 @@ static int agent(int argc, char **argv)
 	while (!stop_requested) {
 		reap(&a, false);
 		rbk_err e = {0};
-		if (a.nkids < a.max &&
-		    rbk_store_claimable(store, queues, nq, (int64_t)(a.max - a.nkids), consider, &a, &e) < 0) {
+		candidates l = {0};
+		int lrc = a.nkids < a.max ? rbk_store_claimable(store, queues, nq, (int64_t)(a.max - a.nkids), collect, &l, &e)
+					  : 0;
+		for (size_t i = 0; lrc >= 0 && i < l.n; i++)
+			if (consider(&a, l.c[i].run, l.c[i].status))
+				break;
+		rbk_free(l.c);
+		if (lrc < 0) {
 			if (errors++ == 0)
 				say("cannot read the store: %s (trying again)", e.msg);
 		} else {

@@ -28,7 +28,8 @@ typedef struct {
 	bool held, lost;
 } rbk_lease;
 
-/* This process's name as an executor: HOST/PID/START (unique per process). */
+/* This process's name as an executor: HOST/PID/START (unique per process),
+ * or $RBK_EXECUTOR, the name under which an agent reserved the run for it. */
 const char *rbk_lease_executor(void);
 
 /* Claim run (joins the caller's transaction): 0 when held, then the store
