@@ -205,13 +205,14 @@ static int scan_approval(void *ctx, const rbk_store_event *ev)
 	return 0;
 }
 
-bool rbk_cli_approval_due(rbk_store *s, int64_t run_id, int64_t now_ms)
+bool rbk_cli_approval_due(rbk_store *s, int64_t run_id)
 {
 	pending p = {-1, false};
 	rbk_err e = {0};
 	if (rbk_store_events(s, run_id, scan_approval, &p, &e) < 0)
 		return false;
-	return p.answered || (p.deadline_ms >= 0 && p.deadline_ms <= now_ms);
+	/* Deadlines are set and judged on the store's clock, shared by hosts. */
+	return p.answered || (p.deadline_ms >= 0 && p.deadline_ms <= rbk_store_now_ms(s));
 }
 
 typedef struct {

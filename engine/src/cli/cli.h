@@ -104,8 +104,8 @@ int rbk_cli_option_error(const rbk_cmd *cmd, int c, const char *arg);
 /* This host's own queue: host:HOSTNAME (caller frees). */
 char *rbk_cli_host_queue(void);
 /* Whether a waiting run has something for an executor to do now: its
- * approval was answered, or its deadline (wall-clock ms) passed by now_ms. */
-bool rbk_cli_approval_due(struct rbk_store *s, int64_t run_id, int64_t now_ms);
+ * approval was answered, or its deadline passed (on the store's clock). */
+bool rbk_cli_approval_due(struct rbk_store *s, int64_t run_id);
 /* Print run id's timeline as it grows (from after_seq) until it ends,
  * waits or needs attention; returns its exit code (docs/cli.md). */
 int rbk_cli_follow(struct rbk_store *s, int64_t run_id, int64_t after_seq, bool json);

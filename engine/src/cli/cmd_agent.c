@@ -48,13 +48,6 @@ typedef struct {
 	int started;
 } agent_ctx;
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -172,7 +165,7 @@ static int consider(void *ctx, int64_t run, const char *status)
 		return 0;
 	if (!strcmp(status, "waiting")) {
 		/* Only when there is something to do: an answer, or a deadline. */
-		if (!rbk_cli_approval_due(a->store, run, wall_ms()))
+		if (!rbk_cli_approval_due(a->store, run))
 			return 0;
 		execute(a, run, "its approval was answered or timed out");
 	} else if (!strcmp(status, "queued")) {

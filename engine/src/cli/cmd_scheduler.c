@@ -229,7 +229,7 @@ static int sweep_one(void *ctx, const rbk_store_run *r)
 	for (size_t i = 0; i < d->nkids; i++)
 		if (d->kids[i].run == r->id)
 			return 0; /* already being resumed */
-	if (!rbk_cli_approval_due(d->store, r->id, sw->now))
+	if (!rbk_cli_approval_due(d->store, r->id))
 		return 0;
 	char id[32];
 	snprintf(id, sizeof id, "%lld", (long long)r->id);

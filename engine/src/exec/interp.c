@@ -686,13 +686,13 @@ static int do_approval(run *r, const rbk_state *st, rbk_err *err)
 			rbk_val_list_push(&ap, rbk_val_str(st->approval.approvers[i]));
 		rbk_val_map_set(&data, "approvers", ap);
 		rbk_val_map_set(&data, "distinct", rbk_val_bool(st->approval.distinct));
-		int64_t dl = st->approval.timeout_ms >= 0 ? wall_ms() + st->approval.timeout_ms : -1;
+		int64_t dl = st->approval.timeout_ms >= 0 ? rbk_store_now_ms(r->ip->store) + st->approval.timeout_ms : -1;
 		rbk_val_map_set(&data, "deadline_ms", rbk_val_int(dl));
 		if (emit(r, "approval_requested", data, err) < 0)
 			return -1;
 	}
 	if (!d) {
-		if (r->rs.approval_deadline_ms >= 0 && wall_ms() > r->rs.approval_deadline_ms) {
+		if (r->rs.approval_deadline_ms >= 0 && rbk_store_now_ms(r->ip->store) > r->rs.approval_deadline_ms) {
 			/* by: who found it timed out (an operator's resume, the scheduler). */
 			rbk_val d = map2("state", rbk_val_str(st->name), "decision", rbk_val_str("timed_out"));
 			rbk_val_map_set(&d, "by", rbk_val_str(r->ip->actor));
@@ -1589,6 +1589,14 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	}
 	if (rc == 0)
 		rc = take_owner(&r, err);
+	/* What another executor recorded before our claim (it may have run the
+	 * run to its end meanwhile): read after the claim, acted on from here. */
+	if (rc == 0 && (rc = sync_external(&r, err)) == 0 && rbk_rs_terminal(&r.rs)) {
+		rbk_err_set(err, -1, "run %lld has ended (%s); nothing to do", (long long)run_id, r.rs.status);
+		err->code = RBK_EXIT_BADINPUT;
+		rc = -1;
+	}
+	fresh = rc == 0 && r.rs.current == NULL;
 	if (rc == 0 && fresh)
 		rc = start_run(&r, err);
 	const rbk_state *st = rc == 0 ? &r.rb->states[rbk_model_state(r.rb, r.rs.current)] : NULL;
@@ -1603,7 +1611,7 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 			rc = -1;
 		} else {
 			/* An answer after the deadline is too late, whatever it says. */
-			bool late = r.rs.approval_deadline_ms >= 0 && wall_ms() > r.rs.approval_deadline_ms;
+			bool late = r.rs.approval_deadline_ms >= 0 && rbk_store_now_ms(ip->store) > r.rs.approval_deadline_ms;
 			if (late)
 				rbk_ui_note(ip->ui, run_id, "%s: the approval had timed out; its failure edge follows", st->name);
 			rbk_val d = map2("state", rbk_val_str(st->name), "decision",

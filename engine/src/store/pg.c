@@ -260,8 +260,14 @@ static const char sql_fires[] =
 	" WHERE ($1::text IS NULL OR f.runbook = $1::text) AND ($2::integer < 0 OR f.entry = $2::integer)"
 	" AND ($3::text IS NULL OR f.outcome = $3::text) ORDER BY f.nominal DESC, f.id DESC LIMIT $4::bigint";
 
+/* A writer paused inside its transaction (SIGSTOP, a frozen VM) would hold
+ * the chain-head lock every writer needs: the server ends a writing
+ * transaction left idle for 5 s, so one paused host never stops the others
+ * for long. rbk never keeps a writing transaction idle: its batches commit
+ * before each action. (Reads are not limited: `rbk log | less` may wait.) */
 static const char sql_begin_write[] =
-	"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT id FROM chain_head WHERE id = 1 FOR UPDATE";
+	"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '5s';"
+	" SELECT id FROM chain_head WHERE id = 1 FOR UPDATE";
 static const char sql_begin_read[] = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY";
 
 /* ---- the handle ---- */
@@ -850,8 +856,16 @@ int rbk_pgstore_open(rbk_pgstore **out, const char *url, rbk_err *err)
 	}
 	/* The URI's own settings win over these defaults (later keywords
 	 * override earlier ones), and PGCONNECT_TIMEOUT over ours. */
-	const char *keys[4], *vals[4];
+	const char *keys[9], *vals[9];
 	int k = 0;
+	/* A peer that vanished (a host cut off mid-transaction) is noticed by
+	 * the server within about 20 s, and its locks released. */
+	keys[k] = "keepalives_idle";
+	vals[k++] = "10";
+	keys[k] = "keepalives_interval";
+	vals[k++] = "5";
+	keys[k] = "keepalives_count";
+	vals[k++] = "2";
 	char timeout[16];
 	if (!getenv("PGCONNECT_TIMEOUT")) {
 		snprintf(timeout, sizeof timeout, "%d", CONNECT_TIMEOUT_S);
@@ -2237,4 +2251,15 @@ int rbk_pgstore_import_queue(rbk_pgstore *s, int64_t run_id, const char *queue, 
 	ip_i64(&p, epoch);
 	return import_exec(s, "import run queue", "UPDATE runs SET queue = $2, epoch = $3 WHERE id = $1", &p, NULL, NULL,
 			   err);
+}
+
+int rbk_pgstore_now_ms(rbk_pgstore *s, int64_t *ms)
+{
+	rbk_err e = {0};
+	PGresult *r = exec_sql(s, "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint", "read the clock", &e);
+	if (!r)
+		return -1;
+	*ms = col_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
 }

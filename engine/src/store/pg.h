@@ -129,4 +129,6 @@ int rbk_pgstore_import_step(rbk_pgstore *s, const rbk_store_step *st, rbk_err *e
 int rbk_pgstore_import_fire(rbk_pgstore *s, const rbk_store_fire *f, rbk_err *err);
 int rbk_pgstore_import_meta(rbk_pgstore *s, const char *key, const char *value, rbk_err *err);
 
+int rbk_pgstore_now_ms(rbk_pgstore *s, int64_t *ms);
+
 #endif

@@ -377,3 +377,14 @@ int rbk_store_import_meta(rbk_store *s, const char *key, const char *value, rbk_
 {
 	return s->pg ? rbk_pgstore_import_meta(s->pg, key, value, err) : wrong_kind(s, ONLY_PG, err);
 }
+
+int64_t rbk_store_now_ms(rbk_store *s)
+{
+	int64_t ms = -1;
+	if (s->pg && rbk_pgstore_now_ms(s->pg, &ms) == 0)
+		return ms;
+	/* SQLite, or a database out of reach: this host's clock. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -248,6 +248,10 @@ void rbk_store_fence(rbk_store *s, int64_t run_id, int64_t epoch);
 int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues, int64_t limit,
 			int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
 
+/* The store's clock, in ms since 1970 (PostgreSQL's clock_timestamp();
+ * SQLite: the host's): what deadlines shared by hosts are measured on. */
+int64_t rbk_store_now_ms(rbk_store *s);
+
 /* Wake executors waiting in rbk_store_wait_work (PostgreSQL: NOTIFY;
  * SQLite: nothing, they poll). */
 int rbk_store_notify(rbk_store *s, rbk_err *err);
