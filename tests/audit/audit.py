@@ -8,6 +8,10 @@ affected; seals, bundles, replay, the HTML report, history filters and
 
 Run by tests/scripts/audit.sh: python3 audit.py TMPDIR. Prints `ok NAME` /
 `FAIL NAME: why`.
+
+The stores are on the test run's backend (tests/lib/storedb.py): SQLite in
+each home, or with RBK_STORE a PostgreSQL URI (tests/run's PostgreSQL pass)
+a schema of its own per home, each copy of a store a new schema (chain.py).
 """
 import concurrent.futures as cf
 import datetime as dt
@@ -23,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chain  # noqa: E402
+import storedb  # noqa: E402  (chain.py put tests/lib on the path)
 
 ROOT = os.environ["RBK_ROOT"]
 TMP = sys.argv[1]
@@ -58,6 +63,19 @@ ENV.setdefault("ASAN_OPTIONS", "detect_leaks=0")
 
 sanitizer = []  # sanitizer reports, whatever the command
 
+# PostgreSQL: the store of each home (a schema's URL); SQLite: none (HOME/rbk.db).
+HOME_STORE = {}
+
+
+def open_db(home, missing_ok=False):
+    """home's store, as storedb gives it (None when missing_ok and absent)."""
+    return storedb.connect(home, timeout=10, missing_ok=missing_ok, store=HOME_STORE.get(home))
+
+
+def open_chain(home):
+    """home's store for chain.py (text as bytes)."""
+    return chain.connect(os.path.join(home, "rbk.db"), HOME_STORE.get(home))
+
 # Several people are several OS users: rbk records the user running it
 # (docs/security.md). audit.sh creates rbk-alice, rbk-bob and rbk-carol (group
 # rbk-team) when it runs as root, and says so in RBK_TEST_PEOPLE; without them
@@ -92,6 +110,9 @@ def rbk(args, home=None, env=None, cwd=None, timeout=60, user=None):
     e = dict(ENV)
     if home:
         e["RBK_HOME"] = home
+    h = home or (args[args.index("--home") + 1] if "--home" in args else None)
+    if h in HOME_STORE:
+        e["RBK_STORE"] = HOME_STORE[h]
     if user and PEOPLE:
         e["HOME"] = "/nonexistent"
     e.update(env or {})
@@ -107,7 +128,7 @@ def fx(name):
 
 
 def runs_table(home):
-    db = sqlite3.connect(os.path.join(home, "rbk.db"), timeout=10)
+    db = open_db(home)
     rows = db.execute("SELECT id, runbook, status, actor, created_at, parent_run FROM runs ORDER BY id").fetchall()
     db.close()
     return [dict(zip(("id", "runbook", "status", "actor", "created_at", "parent_run"), r)) for r in rows]
@@ -126,6 +147,9 @@ class Store:
         self.home = os.path.join(TMP, "stores", name)
         os.makedirs(self.home)
         self.ledger = os.path.join(self.home, "ledger")
+        store = storedb.fresh_store()
+        if store:
+            HOME_STORE[self.home] = store
         if PEOPLE:  # a home the team shares, and a ledger everyone appends to
             os.chown(self.home, -1, int(subprocess.check_output(["getent", "group", "rbk-team"], text=True).split(":")[2]))
             os.chmod(self.home, 0o2770)
@@ -137,8 +161,10 @@ class Store:
         self.group = 0
 
     def ids(self):
-        if not os.path.exists(os.path.join(self.home, "rbk.db")):
+        db = open_db(self.home, missing_ok=True)
+        if db is None:
             return []
+        db.close()
         return [r["id"] for r in runs_table(self.home)]
 
     def cmd(self, args, want, env=None, user=None):
@@ -293,16 +319,18 @@ def build_waits(s):
     L = f"ledger={s.ledger}"
     before = set(s.ids())
     e = dict(ENV, RBK_HOME=s.home)
+    if s.home in HOME_STORE:
+        e["RBK_STORE"] = HOME_STORE[s.home]
     p = subprocess.Popen([RBK, "run", fx("wait-short"), "-p", L], env=e, cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.time() + 20
     while time.time() < deadline:  # kill it during its durable wait
         time.sleep(0.05)
         try:
-            db = sqlite3.connect(os.path.join(s.home, "rbk.db"), timeout=5)
+            db = open_db(s.home)
             waiting = db.execute("SELECT COUNT(*) FROM events WHERE kind='wait_started'").fetchone()[0]
             db.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, storedb.Error):
             waiting = 0
         if waiting:
             break
@@ -403,7 +431,7 @@ def named(rc, text):
 def clean_stores(stores):
     bad = []
     for s in stores.values():
-        db = chain.connect(os.path.join(s.home, "rbk.db"))
+        db = open_chain(s.home)
         n, first_bad = chain.recompute_ok(db)
         db.close()
         rc, text = verify(s.home)
@@ -433,16 +461,24 @@ class Lab:
         self.n = 0
         for s in stores.values():
             t = os.path.join(self.root, f"{s.name}.template.db")
-            chain.make_template(s.home, t)
-            self.templates[s.name] = t
+            self.templates[s.name] = chain.make_template(s.home, t, HOME_STORE.get(s.home))
 
     def copy(self, store, template=None):
         self.n += 1
         home = os.path.join(self.root, f"c{self.n}")
-        return home, chain.fresh_copy(template or self.templates[store], home)
+        url, db = chain.fresh_copy(template or self.templates[store], home)
+        if url:
+            HOME_STORE[home] = url
+        return home, db
+
+    @staticmethod
+    def discard(home):
+        shutil.rmtree(home, ignore_errors=True)
+        storedb.drop_store(HOME_STORE.pop(home, None))
 
     def events(self, store):
-        db = chain.connect(self.templates[store])
+        t = self.templates[store]
+        db = chain.connect(t, t if storedb.is_pg(t) else None)
         ev = chain.events(db)
         db.close()
         return ev
@@ -544,7 +580,7 @@ def targeted(lab, store):
                     text += f" | --json: exit {pj.returncode} {pj.stdout}"
             except (ValueError, KeyError):
                 good, text = False, text + f" | --json is not JSON: {pj.stdout}"
-        shutil.rmtree(home, ignore_errors=True)
+        Lab.discard(home)
         return name, good, f"exit {rc} (want {want_rc}), names {got} (want {want_seq}, '{want_text}'): {text}"
 
     for name, good, why in parallel(run_case, cases):
@@ -567,7 +603,7 @@ def random_loop(lab, stores):
         what = chain.change_byte(db, seq, field, pos=pos, rnd=random.Random(r))
         db.close()
         rc, text = verify(home)
-        shutil.rmtree(home, ignore_errors=True)
+        Lab.discard(home)
         return store, seq, what, rc, named(rc, text), text
 
     results = parallel(one, plan)
@@ -596,7 +632,7 @@ def seals(lab, store):
     check("rbk audit seal --git DIR commits the chain head", p.returncode == 0 and f"sealed event {n} " in p.stdout
           and os.path.isdir(os.path.join(repo, ".git")), f"exit {p.returncode}: {p.stdout} {p.stderr}")
     sealed_tpl = os.path.join(lab.root, "sealed.template.db")
-    chain.make_template(shome, sealed_tpl)
+    sealed_tpl = chain.make_template(shome, sealed_tpl, HOME_STORE.get(shome))
     rc, text = verify(shome)
     check("verify of the sealed store: intact, sealed at its head", rc == 0 and f"sealed at event {n}" in text, text)
     # An earlier seal, in another repository: the store cut at `mid` is a
@@ -717,7 +753,7 @@ def bundles(stores, sealed_home):
         shutil.copyfile(f, dst)
         with open(dst) as fh:
             b = json.load(fh)
-        db = chain.connect(os.path.join(home, "rbk.db"))
+        db = open_chain(home)
         want_seqs = [r[0] for r in db.execute("SELECT seq FROM events WHERE run_id=? ORDER BY seq", (rid,))]
         db.close()
         rc, text = vb(dst)
@@ -809,7 +845,7 @@ def reports(stores):
         f = os.path.join(TMP, f"report-{s.name}-{r['id']}.html")
         p = rbk(["report", str(r["id"]), "--html", "-o", f], s.home)
         html = open(f, encoding="utf-8", errors="replace").read() if os.path.exists(f) else ""
-        db = chain.connect(os.path.join(s.home, "rbk.db"))
+        db = open_chain(s.home)
         evs = db.execute("SELECT at, kind FROM events WHERE run_id=? ORDER BY seq", (r["id"],)).fetchall()
         db.close()
         missing = []
@@ -903,7 +939,7 @@ def logs(stores):
     bad, n = [], 0
     for sname in ("crash-mark", "calls", "history"):
         s = stores[sname]
-        db = chain.connect(os.path.join(s.home, "rbk.db"))
+        db = open_chain(s.home)
         for r in runs_table(s.home):
             rows = db.execute("SELECT seq, run_id, at, actor, kind, data, hash FROM events WHERE run_id=? ORDER BY seq",
                               (r["id"],)).fetchall()

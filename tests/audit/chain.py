@@ -6,11 +6,20 @@ The rule (schemas/store.sql, engine/src/store/store.h):
 with prev_hash the previous event's hash as 64 hex digits (64 '0's for the
 first event). Columns are read and written as raw bytes so that a changed
 byte stays exactly that byte.
+
+A store is a file (SQLite: HOME/rbk.db) or, in the tests' PostgreSQL pass, a
+schema (its URL, tests/lib/storedb.py): copies are new schemas, and text
+reaches PostgreSQL as UTF-8 without NUL (change_byte keeps it so).
 """
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import storedb  # noqa: E402
 
 ZERO = b"0" * 64
 FIELDS = ("at", "actor", "kind", "data", "run_id", "prev_hash", "hash")
@@ -22,10 +31,64 @@ def chain_hash(prev, seq, run_id, at, actor, kind, data):
     return hashlib.sha256(prev + canon).hexdigest().encode()
 
 
-def connect(path):
+def connect(path, store=None):
+    """The store at path (SQLite), or the PostgreSQL store URL store."""
+    if store:
+        return PgDB(store)
     db = sqlite3.connect(path, isolation_level=None, timeout=10)
     db.text_factory = bytes
     return db
+
+
+class PgDB:
+    """The few calls of sqlite3's that this module and audit.py make, on a
+    PostgreSQL store: text comes back as bytes (UTF-8), bytes go in as text.
+    Writes are sent together, before the next read and at close()."""
+
+    def __init__(self, url):
+        self.url = url
+        self.pg = storedb.PgStore(url)
+        self.pending = []
+
+    def flush(self):
+        if self.pending:
+            self.pg.executescript("BEGIN;\n" + ";\n".join(self.pending) + ";\nCOMMIT;\n")
+            self.pending = []
+
+    def execute(self, sql, params=()):
+        ps = []
+        for v in params:
+            if isinstance(v, (bytes, bytearray)):
+                v = bytes(v).decode("utf-8")  # raises on what PostgreSQL's text cannot hold
+            ps.append(v)
+        q = storedb.bind(sql, ps)
+        if q.lstrip().split(None, 1)[0].lower() in ("select", "with"):
+            self.flush()
+            cur = self.pg.execute(q)
+            return storedb.Cursor([tuple(x.encode() if isinstance(x, str) else x for x in r) for r in cur.fetchall()],
+                                  [d[0] for d in cur.description or ()])
+        self.pending.append(q)
+        return storedb.Cursor([], None)
+
+    def commit(self):
+        self.flush()
+
+    def close(self):
+        self.flush()
+
+
+def pg_copy(src):
+    """A new schema holding a copy of the store src (a URL) without its
+    append-only triggers (LIKE copies no trigger, nor foreign key): its URL."""
+    dst = storedb.fresh_store()
+    a, b = (re.search(r"search_path%3D([A-Za-z0-9_]+)", u)[1] for u in (src, dst))
+    storedb.PgStore(dst).executescript(f"""DO $$ DECLARE t text; BEGIN
+        FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '{a}' LOOP
+            EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING ALL)', '{b}', t, '{a}', t);
+            EXECUTE format('INSERT INTO %I.%I SELECT * FROM %I.%I', '{b}', t, '{a}', t);
+        END LOOP; END $$;
+""")
+    return dst
 
 
 def events(db):
@@ -42,9 +105,13 @@ def recompute_ok(db):
     return n, 0
 
 
-def make_template(home, path):
+def make_template(home, path, store=None):
     """A single-file copy of home/rbk.db (WAL content included) without the
-    append-only triggers: those stop accidents, not attackers."""
+    append-only triggers: those stop accidents, not attackers. Returns the
+    template: path; on PostgreSQL (store: the URL of home's store) the URL
+    of a schema holding the copy."""
+    if store:
+        return pg_copy(store)
     src = sqlite3.connect(os.path.join(home, "rbk.db"), timeout=10)
     dst = sqlite3.connect(path)
     src.backup(dst)
@@ -54,13 +121,18 @@ def make_template(home, path):
     dst.execute("DROP TRIGGER IF EXISTS events_no_delete")
     dst.commit()
     dst.close()
+    return path
 
 
 def fresh_copy(template, home):
-    """A new store directory holding a copy of template; returns a connection."""
+    """A new store directory holding a copy of template; returns (the copy's
+    PostgreSQL URL or None, a connection)."""
     os.makedirs(home)
+    if storedb.is_pg(template):
+        url = pg_copy(template)
+        return url, PgDB(url)
     shutil.copyfile(template, os.path.join(home, "rbk.db"))
-    return connect(os.path.join(home, "rbk.db"))
+    return None, connect(os.path.join(home, "rbk.db"))
 
 
 def get(db, seq, field):
@@ -90,7 +162,13 @@ def change_byte(db, seq, field, pos=None, rnd=None):
         return f"run_id {old} -> {int(digits)}"
     old = bytes(old)
     pos = rnd.randrange(len(old)) if pos is None else pos % len(old)
-    new = rnd.choice([c for c in range(1, 256) if c != old[pos]])
+    if isinstance(db, PgDB):
+        # PostgreSQL's text is UTF-8: an ASCII byte, changed to another.
+        ascii_at = [i for i in range(len(old)) if old[i] < 0x80]
+        pos = min(ascii_at, key=lambda i: (abs(i - pos), i))
+        new = rnd.choice([c for c in range(1, 128) if c != old[pos]])
+    else:
+        new = rnd.choice([c for c in range(1, 256) if c != old[pos]])
     put(db, seq, field, old[:pos] + bytes([new]) + old[pos + 1:])
     return f"{field}[{pos}] {old[pos]:#04x} -> {new:#04x}"
 

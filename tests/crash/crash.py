@@ -31,11 +31,16 @@ Invariants, checked for every case from the ledger and the store:
   steps     the steps completed (in order) are those of the run without a kill
             (unless an operator decided on a step: a retried attempt counts as a
             try, and a polling step marked success stops polling)
-  integrity PRAGMA integrity_check is ok, runs.status agrees with the events
+  integrity runs.status agrees with the events; on SQLite PRAGMA
+            integrity_check is ok too
   chain     the global SHA-256 event chain verifies (store.c chain_hash)
   timers    a durable wait is not restarted nor left early, a retry or poll
             delay is honoured, an approval is requested once per visit
   sanitizer no AddressSanitizer/UBSan report from any command
+
+The store is the test run's backend (tests/lib/storedb.py): SQLite in each
+case's home, or with RBK_STORE a PostgreSQL URI (tests/run's PostgreSQL
+pass) a schema of its own per case.
 
 Output: one `ok NAME` or `FAIL NAME: why` line per invariant and mode, then
 the counts. Modes: --quick (make test: the sweep and some random kills) and
@@ -62,6 +67,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests/lib"))
+import storedb  # noqa: E402
 RUNBOOKS = os.path.join(HERE, "runbooks")
 
 POINTS = ["step.before_start", "step.after_start", "action.returned", "result.before_commit",
@@ -129,25 +136,29 @@ class Config:
 
 # ---- reading the store ----------------------------------------------------
 
-def read_store(home):
-    """(runs {id: row dict}, events [dict]) or (None, None) without a store."""
-    path = os.path.join(home, "rbk.db")
-    if not os.path.exists(path):
-        return None, None
-    db = sqlite3.connect(path, timeout=30)
+def read_store(home, store=None):
+    """(runs {id: row dict}, events [dict]) or (None, None) without a store
+    (store: its PostgreSQL URL, else HOME/rbk.db)."""
     try:
-        db.row_factory = sqlite3.Row
-        runs = {r["id"]: dict(r) for r in db.execute("SELECT * FROM runs ORDER BY id")}
+        db = storedb.connect(home, timeout=30, missing_ok=True, store=store)
+    except (sqlite3.DatabaseError, storedb.Error):
+        return {}, []
+    if db is None:
+        return None, None
+    def dicts(cur):
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, r)) for r in cur]
+    try:
+        runs = {r["id"]: r for r in dicts(db.execute("SELECT * FROM runs ORDER BY id"))}
         events = []
-        for r in db.execute("SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events ORDER BY seq"):
-            e = dict(r)
+        for e in dicts(db.execute("SELECT seq, run_id, at, actor, kind, data, prev_hash, hash FROM events ORDER BY seq")):
             try:
                 e["d"] = json.loads(e["data"])
             except ValueError:
                 e["d"] = {}
             events.append(e)
         return runs, events
-    except sqlite3.DatabaseError:
+    except (sqlite3.DatabaseError, storedb.Error):
         return {}, []
     finally:
         db.close()
@@ -232,7 +243,9 @@ def iso_ms(at):
         return 0
 
 
-def integrity(home):
+def integrity(home, store=None):
+    if store:
+        return None  # SQLite's own check of its file
     db = sqlite3.connect(os.path.join(home, "rbk.db"), timeout=30)
     try:
         rows = [r[0] for r in db.execute("PRAGMA integrity_check")]
@@ -256,6 +269,7 @@ class Case:
         self.kill_plan = kill_plan      # random mode: {"delay": seconds, "p_again": p, "max": n}
         self.home = os.path.join(cfg.workdir, tag)
         self.ledger = os.path.join(self.home, "ledger")
+        self.store = storedb.fresh_store()  # PostgreSQL: a schema of its own; SQLite: None (the home's)
         self.file = os.path.join(RUNBOOKS, name + ".yaml")
         self.kills = self.resumes = self.commands = 0
         self.targeted_killed = False
@@ -285,6 +299,8 @@ class Case:
         for k in ("RBK_CRASH_POINT", "NO_COLOR"):
             e.pop(k, None)
         e["RBK_HOME"] = self.home
+        if self.store:
+            e["RBK_STORE"] = self.store
         e["RBK_PLUGIN_PATH"] = self.cfg.plugin_path
         e["NO_COLOR"] = "1"
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
@@ -379,7 +395,7 @@ class Case:
             os.chmod(self.ledger, 0o666)
         progress_marks = []
         while self.commands < MAX_COMMANDS:
-            runs, events = read_store(self.home)
+            runs, events = read_store(self.home, self.store)
             tops = [i for i, r in (runs or {}).items() if r.get("parent_run") is None]
             if not tops:
                 rc, _ = self.command(["run", self.file, "-p", f"ledger={self.ledger}"])
@@ -487,7 +503,7 @@ class Case:
     # -- the invariants --
 
     def check(self):
-        runs, events = read_store(self.home)
+        runs, events = read_store(self.home, self.store)
         if runs is None:
             self.bad("terminal", "no store was created")
             return
@@ -578,7 +594,7 @@ class Case:
             elif self.path != self.ref["path"] and not self.decided:
                 self.bad("steps", f"completed steps {self.path}, the uninterrupted run completes {self.ref['path']}")
         # (5) integrity
-        why = integrity(self.home)
+        why = integrity(self.home, self.store)
         if why:
             self.bad("integrity", why)
         for i, r in runs.items():
@@ -654,7 +670,8 @@ class Case:
         elif self.kill_plan:
             what = "random kills"
         cmds = "; ".join(f"{' '.join(a)} -> {rc}{' [' + k + ']' if k else ''}" for a, rc, _, k in self.log)
-        return f"{self.name} ({what}) home {self.home}: {cmds}"
+        store = f" store {self.store}" if self.store else ""
+        return f"{self.name} ({what}) home {self.home}{store}: {cmds}"
 
 
 # ---- modes -----------------------------------------------------------------
@@ -686,6 +703,7 @@ class Tally:
                 self.fails.setdefault(fam, []).append((case, texts))
             if not case.violations and not keep:
                 shutil.rmtree(case.home, ignore_errors=True)
+                storedb.drop_store(case.store)
 
 
 def reference(cfg):
@@ -701,7 +719,7 @@ def reference(cfg):
         refs[name] = {"outcome": c.outcome, "path": c.path, "commands": c.commands,
                       "duration": max(c.durations) if c.durations else 0.1}
         if c.outcome != want:
-            runs, events = read_store(c.home)
+            runs, events = read_store(c.home, c.store)
             reason = None
             if events:
                 for e in events:
@@ -713,6 +731,7 @@ def reference(cfg):
             problems.append(f"{name}: " + "; ".join(f"{k}: {v[0]}" for k, v in c.violations.items()))
         else:
             shutil.rmtree(c.home, ignore_errors=True)
+            storedb.drop_store(c.store)
     return refs, problems
 
 

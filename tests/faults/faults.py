@@ -11,8 +11,16 @@ crash or sanitizer report; say what went wrong; leave the store intact
 as the run without faults ends, having run no non-idempotent step twice.
 After a power loss, every action that ran has its step_started in the store
 (no acknowledged checkpoint lost).
+
+RBK_FAULT_IO is a fault of SQLite's files (a VFS shim): ioerr, full and
+powerloss run on SQLite only. In tests/run's PostgreSQL pass (RBK_STORE a
+PostgreSQL URI) the allocation failures run, each on a store of its own (a
+schema, tests/lib/storedb.py), checked with rbk verify.
 """
 import json, os, shutil, sqlite3, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.join(os.environ["RBK_ROOT"], "tests/lib"))
+import storedb  # noqa: E402
 
 RBK, ROOT = os.environ["RBK"], os.environ["RBK_ROOT"]
 PLUGINS = f"{ROOT}/build/plugins:{ROOT}/build/test-plugins"
@@ -49,8 +57,13 @@ states:
 """
 
 
+STORE = {}  # home -> its PostgreSQL store (a schema's URL)
+
+
 def rbk(home, *args, env_extra=None):
     env = dict(os.environ, RBK_HOME=home, RBK_PLUGIN_PATH=PLUGINS)
+    if home in STORE:
+        env["RBK_STORE"] = STORE[home]
     env.pop("RBK_FAULT_IO", None)
     env.pop("RBK_FAULT_ALLOC", None)
     env.update(env_extra or {})
@@ -80,14 +93,15 @@ def check(kind, n, tmp, first):
             except FileNotFoundError:
                 pass
     db = f"{home}/rbk.db"
-    if os.path.exists(db):
-        ok = sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0]
-        if ok != "ok":
-            fails.append(f"{where}: integrity_check: {ok}")
+    con = storedb.connect(home, missing_ok=True, store=STORE.get(home))
+    if con is not None:
+        if home not in STORE:
+            ok = sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0]
+            if ok != "ok":
+                fails.append(f"{where}: integrity_check: {ok}")
         v = rbk(home, "verify")
         if v.returncode != 0:
             fails.append(f"{where}: verify: {v.stdout}{v.stderr}")
-        con = sqlite3.connect(db)
         started = {json.loads(d)["key"] for (d,) in con.execute("SELECT data FROM events WHERE kind='step_started'")}
         runs = con.execute("SELECT id FROM runs").fetchall()
         if kind == "powerloss" and os.path.exists(ledger):
@@ -120,6 +134,9 @@ def check(kind, n, tmp, first):
 
 def run_case(kind, n):
     tmp = tempfile.mkdtemp(prefix=f"rbk-fault-{kind}-{n}-")
+    store = storedb.fresh_store()
+    if store:
+        STORE[f"{tmp}/home"] = store
     try:
         def first(home, rb, ledger):
             open(rb, "w").write(RUNBOOK)
@@ -130,12 +147,16 @@ def run_case(kind, n):
         return check(kind, n, tmp, first)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        storedb.drop_store(STORE.pop(f"{tmp}/home", None))
 
 
 def main():
     quick = "--quick" in sys.argv
-    for kind, stop, step in (("ioerr", 400, 1 if not quick else 4), ("full", 400, 1 if not quick else 4),
-                             ("powerloss", 100, 1 if not quick else 2), ("alloc", 20000, 37 if not quick else 151)):
+    kinds = (("ioerr", 400, 1 if not quick else 4), ("full", 400, 1 if not quick else 4),
+             ("powerloss", 100, 1 if not quick else 2), ("alloc", 20000, 37 if not quick else 151))
+    if storedb.is_pg():
+        kinds = kinds[3:]  # RBK_FAULT_IO is SQLite's
+    for kind, stop, step in kinds:
         misses = 0
         for n in range(1, stop, step):
             if not run_case(kind, n):

@@ -19,10 +19,16 @@ SQLite forms the tests use are translated:
 Statements that are not queries (insert, update, create ...) run as they
 are; commit() is a no-op (psql commits each statement). An INSERT with
 RETURNING gives its rows.
-"""
-import json, os, re, sqlite3, subprocess
 
-__all__ = ["connect", "Error", "is_pg", "url", "unprotect"]
+For tests with several homes: fresh_store() makes one more empty store on
+the run's backend (PostgreSQL: a schema, its URL for RBK_STORE and
+connect(store=...); SQLite: None, a new home is a new store), drop_store()
+drops it. unprotect(db) lets UPDATE and DELETE through on events, for the
+tests that tamper with the chain.
+"""
+import itertools, json, os, re, sqlite3, subprocess
+
+__all__ = ["connect", "Error", "is_pg", "url", "unprotect", "fresh_store", "drop_store"]
 
 
 class Error(Exception):
@@ -60,6 +66,32 @@ def connect(home=None, timeout=10, missing_ok=False, store=None):
     if missing_ok and not os.path.exists(path):
         return None
     return sqlite3.connect(path, timeout=timeout)
+
+
+_stores = itertools.count(1)
+
+
+def fresh_store():
+    """A new empty store for one more home, on the backend of the test run:
+    on PostgreSQL (RBK_STORE a PostgreSQL URI, set by tests/run with
+    RBK_TEST_PG and RBK_TEST_SCHEMA) a new schema, whose URL is returned,
+    to be given as RBK_STORE to rbk and as store= to connect(); on SQLite
+    None (a new home is a new store)."""
+    if not is_pg():
+        return None
+    base, prefix = os.environ.get("RBK_TEST_PG"), os.environ.get("RBK_TEST_SCHEMA")
+    if not base or not prefix:
+        raise Error("storedb: RBK_STORE is PostgreSQL but RBK_TEST_PG or RBK_TEST_SCHEMA is unset")
+    schema = f"{prefix}_{os.getpid()}_{next(_stores)}"
+    PgStore(base).execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}&options=-csearch_path%3D{schema}"
+
+
+def drop_store(store):
+    """Drop a store fresh_store made (None: nothing to do)."""
+    m = re.search(r"search_path%3D([A-Za-z0-9_]+)", store or "")
+    if m and os.environ.get("RBK_TEST_PG"):
+        PgStore(os.environ["RBK_TEST_PG"]).execute(f'DROP SCHEMA IF EXISTS "{m[1]}" CASCADE')
 
 
 def unprotect(db):

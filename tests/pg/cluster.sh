@@ -50,9 +50,14 @@ start() {
 	trap 'fail_start' EXIT
 	touch "$dir/.rbk-test-cluster"
 	[ "$(id -u)" = 0 ] && chown -R "$user" "$dir"
-	chmod 700 "$dir"
+	# 711: the tests run rbk as several users (tests/scripts/actor.sh), who
+	# must reach the socket; they cannot list the directory, and the data
+	# directory initdb makes stays 700. No TCP port is opened
+	# (listen_addresses below): the socket is the only way in.
+	chmod 711 "$dir"
 	cd "$dir"
-	# trust: only the directory's owner (and root) can reach the socket.
+	# trust: any local user may connect, as any role: a throwaway cluster
+	# for the tests, on no network, never one for data that matters.
 	as_user "$user" "$bin/initdb" -D "$dir/data" -U "$user" --auth=trust --encoding=UTF8 --locale=C \
 		--no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
 	# Durability is not what these tests measure: fsync off for speed.

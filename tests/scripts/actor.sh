@@ -14,6 +14,8 @@
 #  - one rule for names: approvers, distinct and rbk history --actor;
 #  - a shared home: the store's files and lock files follow the home's
 #    permissions (group-writable in a 2770 home, private in a 0700 one);
+#    the store's file (rbk.db) is SQLite's own: on PostgreSQL the lock
+#    files alone are checked;
 #  - rbk audit seal signs its commit with the principal.
 . "$(dirname "$0")/lib.bash"
 FX="$RBK_ROOT/tests/fixtures/run"
@@ -37,6 +39,7 @@ new() { # a fresh shared home and ledger
 	H=$(mktemp -d "$TMP/team.XXXXXX")
 	shared "$H"
 	export RBK_HOME=$H/home
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	shared "$RBK_HOME"
 	L=$H/ledger
 }
@@ -56,8 +59,7 @@ r() { # r USER ARGS...: rbk as USER (root: as root); RC OUT ERR
 }
 why() { printf 'exit %s; out: %s; err: %s' "$RC" "$(tail -3 <<<"$OUT")" "$(tail -3 <<<"$ERR")" | tr '\n' ' '; }
 q() { # q SQL: one value from the store
-	python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone(); print(r[0] if r else "")' \
-		"$RBK_HOME/rbk.db" "$1" 2>&1
+	python3 -c 'import storedb,sys; r=storedb.connect().execute(sys.argv[1]).fetchone(); print(r[0] if r else "")' "$1" 2>&1
 }
 decided() { q "select json_extract(data, '\$.decision') || ' by ' || json_extract(data, '\$.by') from events where kind='approval_decided' order by seq desc limit 1"; }
 status() { q "select status from runs where id=${1:-1}"; }
@@ -178,18 +180,31 @@ t $? "history --actor: 'rbk-alice' is alice on any host, '$A' only here, 'rbk' n
 # --- a shared home, a personal one ----------------------------------------------------------
 mode() { stat -c %a "$1" 2>/dev/null; }
 lock=$(ls "$RBK_HOME/owners/" | head -1)
-[[ $(mode "$RBK_HOME/rbk.db") == 660 && $(mode "$RBK_HOME/owners") == 2770 && $(mode "$RBK_HOME/owners/$lock") == 660 &&
-	$(stat -c %G "$RBK_HOME/rbk.db") == rbk-team ]]
-t $? "in a home shared by a group (2770), the store, owners/ and its locks are the group's (660, 2770, 660)" \
-	"$(ls -la "$RBK_HOME" "$RBK_HOME/owners" | tr '\n' ' ')"
+if on_sqlite; then
+	[[ $(mode "$RBK_HOME/rbk.db") == 660 && $(mode "$RBK_HOME/owners") == 2770 && $(mode "$RBK_HOME/owners/$lock") == 660 &&
+		$(stat -c %G "$RBK_HOME/rbk.db") == rbk-team ]]
+	t $? "in a home shared by a group (2770), the store, owners/ and its locks are the group's (660, 2770, 660)" \
+		"$(ls -la "$RBK_HOME" "$RBK_HOME/owners" | tr '\n' ' ')"
+else
+	[[ $(mode "$RBK_HOME/owners") == 2770 && $(mode "$RBK_HOME/owners/$lock") == 660 && $(stat -c %G "$RBK_HOME/owners/$lock") == rbk-team ]]
+	t $? "in a home shared by a group (2770), owners/ and its locks are the group's (2770, 660)" \
+		"$(ls -la "$RBK_HOME" "$RBK_HOME/owners" | tr '\n' ' ')"
+fi
 P=$TMP/personal
+fresh_store
 mkdir -m 700 "$P"
 chown rbk-carol "$P"
 as_user rbk-carol "$RBK" run "$FX/approval.yaml" -p ledger="$P/ledger" --home "$P" >/dev/null 2>&1
 lock=$(ls "$P/owners/" | head -1)
-[[ $(mode "$P/rbk.db") == 600 && $(mode "$P/owners") == 700 && $(mode "$P/owners/$lock") == 600 ]]
-t $? "in a personal home (0700), they are private (600, 700, 600), whatever the umask" \
-	"$(ls -la "$P" "$P/owners" | tr '\n' ' ')"
+if on_sqlite; then
+	[[ $(mode "$P/rbk.db") == 600 && $(mode "$P/owners") == 700 && $(mode "$P/owners/$lock") == 600 ]]
+	t $? "in a personal home (0700), they are private (600, 700, 600), whatever the umask" \
+		"$(ls -la "$P" "$P/owners" | tr '\n' ' ')"
+else
+	[[ $(mode "$P/owners") == 700 && $(mode "$P/owners/$lock") == 600 ]]
+	t $? "in a personal home (0700), owners/ and its locks are private (700, 600), whatever the umask" \
+		"$(ls -la "$P" "$P/owners" | tr '\n' ' ')"
+fi
 r rbk-bob approve 1 --home "$P"
 [[ $RC != 0 && $ERR == *"$P"* && $ERR == *"Permission denied"* && $(as_user rbk-carol "$RBK" show 1 --home "$P" --json) == *'"status":"waiting"'* ]]
 t $? "another user cannot answer in someone's personal home: told which file and why" "$(why)"

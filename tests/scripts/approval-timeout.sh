@@ -17,6 +17,7 @@ states:
   late: {end: failure}
 Y
 export RBK_HOME="$TMP/late"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 "$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
 sleep 1.3
 out=$("$RBK" approve 1 2>&1); rc=$?
@@ -25,6 +26,7 @@ log=$("$RBK" log 1)
 	&& ok "an answer after the timeout: timed out, the failure edge" || fail "late answer" "rc=$rc $out $log"
 "$RBK" replay 1 >/dev/null && ok "its replay matches" || fail "replay late" "$("$RBK" replay 1)"
 export RBK_HOME="$TMP/intime"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 "$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
 out=$("$RBK" approve 1 2>&1); rc=$?
 [[ $rc == 0 ]] && "$RBK" log 1 | grep -q "ask approved by $(principal)" && ok "answered in time: approved, the run succeeds" || fail "in time" "rc=$rc $out"
@@ -32,11 +34,16 @@ out=$("$RBK" approve 1 2>&1); rc=$?
 # Nobody answers: the scheduler resumes the run once its approval has timed
 # out, and the failure edge follows without anyone coming back.
 export RBK_HOME="$TMP/swept" RBK_PATH="$TMP/none"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
+# A deadline of 4s: far enough for a scheduler to start and look (on a
+# loaded host, and on PostgreSQL, that can take a second or more).
 mkdir -p "$RBK_PATH"
-"$RBK" run "$TMP/apt.yaml" >/dev/null 2>&1
+sed 's/timeout: 1s/timeout: 4s/' "$TMP/apt.yaml" >"$TMP/apt4.yaml"
+t0=$(date +%s%N)
+"$RBK" run "$TMP/apt4.yaml" >/dev/null 2>&1
 out=$("$RBK" scheduler --once 2>&1)
 [[ $out != *"approval timed out"* ]] && "$RBK" status | grep -q waiting && ok "before its deadline, the scheduler leaves a waiting approval alone" || fail "early sweep" "$out"
-sleep 1.3
+sleep "$(awk -v e=$((($(date +%s%N) - t0) / 1000000)) 'BEGIN { d = (4300 - e) / 1000; print (d > 0 ? d : 0) }')"
 out=$("$RBK" scheduler --once 2>&1)
 log=$("$RBK" log 1)
 [[ $out == *"run 1 (approval-timeout): its approval timed out"* && $log == *"ask timed_out by $(principal)"* && $log == *"ask -> late (failure)"* ]] \

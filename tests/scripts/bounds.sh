@@ -13,7 +13,8 @@
 #     printing 200 MB, a sqlite.query of a 30 MB value, a plugin handing
 #     over long strings; what is cut is marked as cut.
 # Everything runs through the CLI, against real processes and files; the
-# store is read with python3's sqlite3 module.
+# store is read with tests/lib/storedb.py, its size measured with store_kb
+# (SQLite: rbk.db; PostgreSQL: the schema's tables, indexes and TOAST).
 . "$(dirname "$0")/lib.bash"
 export RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins:$RBK_ROOT/build/test-plugins"
 unset RBK_CRASH_POINT RBK_PATH RBK_HOME RBK_MAX_OUTPUT
@@ -21,6 +22,7 @@ unset RBK_CRASH_POINT RBK_PATH RBK_HOME RBK_MAX_OUTPUT
 new() {
 	H=$(mktemp -d "$TMP/h.XXXXXX")
 	export RBK_HOME=$H
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 }
 t() { if [[ $1 == 0 ]]; then ok "$2"; else fail "$2" "$3"; fi; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -28,10 +30,10 @@ ms() { echo $(($(date +%s%N) / 1000000)); }
 # why (reason), n (transition events), ev (list of (kind, data)), res(S)
 # (the last result of step S).
 q() {
-	python3 - "$RBK_HOME/rbk.db" "$1" "$2" <<'PY'
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=10)
-run = int(sys.argv[2])
+	python3 - "$1" "$2" <<'PY'
+import json, storedb, sys
+db = storedb.connect(timeout=10)
+run = int(sys.argv[1])
 ev = [(k, json.loads(d)) for k, d in db.execute("SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run,))]
 n = sum(1 for k, _ in ev if k == "transition")
 fin = [d for k, d in ev if k in ("run_status", "run_finished")]
@@ -40,7 +42,7 @@ why = fin[-1].get("reason") if fin else None
 def res(s):
     r = [d["result"] for k, d in ev if k == "step_finished" and d["state"] == s]
     return r[-1] if r else None
-print(eval(sys.argv[3]))
+print(eval(sys.argv[2]))
 PY
 }
 
@@ -76,7 +78,7 @@ OUT=$("$RBK" replay 1 2>&1)
 rc=$?
 [[ $rc == 0 && $OUT == *", 0 divergences"* ]]
 t $? "rbk replay finds no divergence in a run ended by its budget" "exit $rc: $OUT"
-du_kb=$(du -k "$H/rbk.db" | cut -f1)
+du_kb=$(store_kb "$H")
 [[ $du_kb -lt 20000 ]]
 t $? "the store of the runaway run stays small" "$du_kb kB"
 echo "# spent budget of 10000 transitions: store ${du_kb} kB"
@@ -213,7 +215,7 @@ else
 	"$RBK" run "$TMP/spew.yaml" >"$H/out" 2>"$H/err"
 fi
 rc=$?
-db_kb=$(du -k "$H/rbk.db" | cut -f1)
+db_kb=$(store_kb "$H")
 rss=$(tail -1 "$H/rss" 2>/dev/null)
 echo "# 200 MB of stdout: store ${db_kb} kB, peak RSS ${rss:-?} kB (rbk and its children)"
 [[ $rc == 0 && $(q 1 st) == succeeded ]]
@@ -257,7 +259,7 @@ YAML
 new
 "$RBK" run "$TMP/query.yaml" -p db="$TMP/big.db" >"$H/out" 2>"$H/err"
 rc=$?
-db_kb=$(du -k "$H/rbk.db" | cut -f1)
+db_kb=$(store_kb "$H")
 V='res("q")["out"]["rows"][0]["v"]'
 [[ $rc == 0 && $(q 1 st) == succeeded && $db_kb -lt 4096 ]]
 t $? "sqlite.query of a 30 MB value succeeds and stores little (under 4 MB)" "exit $rc; $(q 1 st); $db_kb kB; $(tail -3 "$H/err")"

@@ -104,6 +104,7 @@ bad_tmpl=$(printf 'rbk: 1\nname: s\nparams:\n  p: {type: string}\nstart: a\nstat
 # Secrets.
 SECRET="s3cr3t-Z9q-$RANDOM$RANDOM"
 export RBK_HOME="$TMP/home2" TOKEN="$SECRET"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 cat >"$TMP/secret.yaml" <<'Y'
 rbk: 1
 name: secret
@@ -148,10 +149,10 @@ Y
 "$RBK" report 1 --html -o "$TMP/report.html" 2>&1
 "$RBK" run "$TMP/secret.yaml" -p url="$SANDBOX_URL" --dry-run >"$TMP/dry.out" 2>&1
 found=""
-for f in "$RBK_HOME"/rbk.db* "$TMP"/run.out "$TMP"/run.err "$TMP"/log.txt "$TMP"/log.json "$TMP"/show.json "$TMP"/bundle.json "$TMP"/report.html "$TMP"/dry.out; do
+for f in $(store_files) "$TMP"/run.out "$TMP"/run.err "$TMP"/log.txt "$TMP"/log.json "$TMP"/show.json "$TMP"/bundle.json "$TMP"/report.html "$TMP"/dry.out; do
 	grep -q -a -F "$SECRET" "$f" && found="$found $(basename "$f")"
 done
-[ -z "$found" ] && ok "the secret is in none of: store (db, wal), terminal output, log, log --json, show, export, report, dry run" \
+[ -z "$found" ] && ok "the secret is in none of: store (SQLite: db, wal; PostgreSQL: a dump of it), terminal output, log, log --json, show, export, report, dry run" \
 	|| fail "secret leaked" "in:$found"
 grep -q -F '***' "$TMP/log.json" && ok "where the secret was, the record says ***" || fail "masking visible" "$(head -c 300 "$TMP/log.json")"
 python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["alerts"]; sys.exit(0 if any(sys.argv[2] in str(x) for x in a) else 1)' \

@@ -21,6 +21,7 @@ states:
   done: {end: success}
 Y
 	export RBK_HOME="$TMP/home-$method"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	RBK_CRASH_POINT=step.after_start:1 "$RBK" run "$TMP/$method.yaml" >/dev/null 2>&1
 	out=$("$RBK" resume 1 2>&1); rc=$?
 	if [ $method = GET ]; then
@@ -32,6 +33,7 @@ done
 # idempotent: true on the state wins over the method.
 sed -i 's/    next: done/    idempotent: true\n    next: done/' "$TMP/POST.yaml"
 export RBK_HOME="$TMP/home-override"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 RBK_CRASH_POINT=step.after_start:1 "$RBK" run "$TMP/POST.yaml" >/dev/null 2>&1
 out=$("$RBK" resume 1 2>&1); rc=$?
 [[ $rc == 0 ]] && ok "idempotent: true on the state lets resume send a POST again" || fail "override" "rc=$rc $out"

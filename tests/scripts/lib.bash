@@ -47,7 +47,7 @@ store_files() {
 # PostgreSQL its tables' (with their indexes and TOAST).
 store_kb() {
 	if on_pg; then
-		psql -X -At -d "$RBK_STORE" -c "select coalesce(sum(pg_total_relation_size(oid)), 0) / 1024 from pg_class
+		psql -X -At -d "$RBK_STORE" -c "select coalesce(sum(pg_total_relation_size(oid)), 0)::bigint / 1024 from pg_class
 			where relnamespace = current_schema()::regnamespace and relkind = 'r'" 2>&1
 	else
 		du -k "${1:-$RBK_HOME}/rbk.db" | cut -f1

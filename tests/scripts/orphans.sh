@@ -45,6 +45,7 @@ RB=$TMP/orphan.yaml
 new() { # a fresh home and work directory
 	H=$(mktemp -d "$TMP/h.XXXXXX")
 	export RBK_HOME=$H
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	D=$H/d
 	mkdir "$D"
 }

@@ -300,6 +300,7 @@ if [[ $EUID == 0 ]] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&
 	chmod 755 "$TMP"
 	mkdir -m 777 "$TMP/nobody"
 	cp "$TMP/rb1.yaml" "$TMP/nobody/pf.yaml" && chmod 644 "$TMP/nobody/pf.yaml" "$TMP/live.pid"
+	fresh_store # a new home: run 1 (on PostgreSQL a new schema)
 	out=$(cd "$TMP/nobody" && RBK_HOME="$TMP/nobody/home" setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		"$RBK" run pf.yaml --json 2>&1)
 	RUN=1

@@ -29,11 +29,11 @@ done
 
 # Change a recorded decision: the first transition now claims another state.
 id=$(echo $ids | awk '{print $NF}')
-python3 - "$RBK_HOME/rbk.db" "$id" <<'PY'
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.execute("DROP TRIGGER events_no_update")
-seq, data = db.execute("SELECT seq, data FROM events WHERE run_id=? AND kind='transition' ORDER BY seq LIMIT 1", (int(sys.argv[2]),)).fetchone()
+python3 - "$id" <<'PY'
+import json, storedb, sys
+db = storedb.connect()
+storedb.unprotect(db)
+seq, data = db.execute("SELECT seq, data FROM events WHERE run_id=? AND kind='transition' ORDER BY seq LIMIT 1", (int(sys.argv[1]),)).fetchone()
 d = json.loads(data)
 d["to"] = d["from"] if d["to"] != d["from"] else "elsewhere"
 db.execute("UPDATE events SET data=? WHERE seq=?", (json.dumps(d, separators=(",", ":")), seq))
@@ -59,11 +59,11 @@ Y
 rid=$("$RBK" history --limit 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["run"])')
 out=$("$RBK" replay "$rid" 2>&1)
 [[ $? == 0 && $out == *"0 divergences"* ]] && ok "a run of retries replays clean" || fail "retries replay" "$out"
-python3 - "$RBK_HOME/rbk.db" "$rid" <<'PY'
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.execute("DROP TRIGGER IF EXISTS events_no_update")
-seq, data = db.execute("SELECT seq, data FROM events WHERE run_id=? AND kind='step_retry' ORDER BY seq DESC LIMIT 1", (int(sys.argv[2]),)).fetchone()
+python3 - "$rid" <<'PY'
+import json, storedb, sys
+db = storedb.connect()
+storedb.unprotect(db)
+seq, data = db.execute("SELECT seq, data FROM events WHERE run_id=? AND kind='step_retry' ORDER BY seq DESC LIMIT 1", (int(sys.argv[1]),)).fetchone()
 d = json.loads(data); d["delay_ms"] = 5
 db.execute("UPDATE events SET data=? WHERE seq=?", (json.dumps(d, separators=(",", ":")), seq)); db.commit()
 PY

@@ -15,6 +15,7 @@ FIX="$RBK_ROOT/tests/sandbox/extra/db-restore/sqlitefix.py"
 
 setup() { # setup CASE: a sandbox (the webhook) and a database with 60 x 20 H4 rows
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1/sb"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
 	D="$TMP/$1/db" B="$TMP/$1/backups" T="$TMP/$1/db_test.db" L="$TMP/$1/backup_test.log"

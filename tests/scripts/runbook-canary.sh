@@ -19,6 +19,7 @@ export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 setup() {
 	sandbox_start "$TMP/$1"
 	export RBK_HOME="$TMP/$1/home" RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	QP="$SANDBOX/qp" && mkdir -p "$QP"
 	sandbox_state 's["exchange"] = {"open_orders": 3, "positions": []}'
 }

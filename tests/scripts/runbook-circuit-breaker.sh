@@ -13,6 +13,7 @@ export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 setup() { # setup CASE [POSITIONS]: metrics of instances a (6.2 % today), b (calm), c (5 losses),
 	# family trend (correlation 0.95), calm family carry, and a portfolio losing 3.5 % intraday
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1"
 	sandbox_state "s['exchange'] = {'open_orders': 4, 'positions': ${2:-[]}}"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"

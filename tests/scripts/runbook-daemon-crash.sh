@@ -20,6 +20,7 @@ FAKE="$RBK_ROOT/tests/sandbox/extra/daemon-crash/fake-daemon"
 
 setup() { # setup CASE: a crashed daemon: stale pid file, heartbeat 10 min old, ERROR in its log, a sound DB
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
 	mkdir -p "$SANDBOX/run" "$SANDBOX/logs" "$SANDBOX/db"

@@ -20,6 +20,7 @@ case_() { # case_ NAME: a fresh home and sandbox in which everything is healthy
 	sandbox_stop
 	n=$((n + 1))
 	export RBK_HOME="$TMP/home$n"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
 	sandbox_state 's["kv"] = {"metrics": {"feed_latency_ms": 12.5, "daily_drawdown_pct": -0.4, "requests_total": 1234, "error_rate": 0.01}}'
@@ -212,7 +213,15 @@ r = json.load(sys.stdin)
 s = (r.get("provenance") or {}).get("schedule") or {}
 print(r["params"]["task"], r["actor"], s.get("nominal", "?"))'
 }
-tick() { SOUT=$("$RBK" scheduler --once --now "$@" 2>&1); SRC=$?; }
+# tick TIME [ARGS...]: the scheduler at TIME. On PostgreSQL (a shared store)
+# a fire creates its run queued for an agent (docs/scale-out.md): an agent
+# executes them, as the scheduler itself does on SQLite.
+tick() {
+	SOUT=$("$RBK" scheduler --once --now "$@" 2>&1)
+	SRC=$?
+	on_pg && "$RBK" agent --once --concurrency 1000 >>"$TMP/agent.out" 2>&1
+	return 0
+}
 
 sched monday
 runs=0

@@ -16,6 +16,7 @@ COLLECTOR="$RBK_ROOT/tests/sandbox/extra/db-corruption/collector.py"
 
 setup() { # setup CASE: a sandbox, a fresh database and the writers running
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1/sb"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
 	D="$TMP/$1/db" B="$TMP/$1/backups"

@@ -20,6 +20,7 @@ export GIT_AUTHOR_NAME=Tester GIT_AUTHOR_EMAIL=tester@example.com GIT_COMMITTER_
 setup() {
 	sandbox_start "$TMP/$1"
 	export RBK_HOME="$TMP/$1/home" RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	R="$SANDBOX/remote" W="$SANDBOX/work"
 	git init -q "$R" && mkdir -p "$R/api"
 	echo v1.0.0 >"$R/api/VERSION" && git -C "$R" add api && git -C "$R" commit -q -m "Release API v1.0.0" && git -C "$R" tag v1.0.0

@@ -38,12 +38,14 @@ real=$(df --output=pcent "$D" | tail -1 | tr -dc 0-9)
 [ -n "$used" ] && [ $((used - real)) -le 1 ] && [ $((real - used)) -le 1 ] && ok "the measured use ($used%) is df's" || fail "measure" "$used vs $real"
 
 export RBK_HOME="$TMP/h2"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 touch -d '40 days ago' "$D/logs/old.log"
 out=$("$RBK" run disk-full "${common[@]}" -p threshold=0 -p target=0 2>&1); rc=$?
 [ $rc = 1 ] && grep -q "notify -t rbk disk-full: $D still above 0% after clean-up (run 1)" "$SANDBOX/calls.log" \
 	&& ok "still above the target after clean-up: a person is told, the run fails" || fail "escalation" "rc=$rc $(tail -3 "$SANDBOX/calls.log")"
 
 export RBK_HOME="$TMP/h3"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 : >"$SANDBOX/calls.log"
 touch -d '40 days ago' "$D/logs/old2.log"
 out=$("$RBK" run disk-full "${common[@]}" -p threshold=100 2>&1); rc=$?

@@ -29,6 +29,7 @@ bob() { # bob CASE ARGS...: rbk as rbk-bob
 
 setup() { # setup CASE: the bot's state (3 positions), backups 12 and 2 minutes old
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1/sb"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
 	D="$TMP/$1/data" B="$TMP/$1/backups" R="$TMP/$1/reports" M="$TMP/$1/mode.env"

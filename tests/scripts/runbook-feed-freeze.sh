@@ -38,6 +38,7 @@ sandbox_stop
 
 # Escalation: the logs show no connection error.
 export RBK_HOME="$TMP/home2"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 freeze escalate
 echo "2026-11-21 09:01:02 INFO all quiet" >"$SANDBOX/docker/mt5_collector.log"
 out=$("$RBK" run feed-freeze $(params) 2>&1); rc=$?
@@ -49,6 +50,7 @@ sandbox_stop
 
 # A fresh stream: nothing to do.
 export RBK_HOME="$TMP/home3"
+fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 freeze fresh
 date +%s%3N >"$SANDBOX/redis/ticks.last"
 out=$("$RBK" run feed-freeze $(params) 2>&1); rc=$?

@@ -23,6 +23,7 @@ bob() { # bob CASE ARGS...: rbk as rbk-bob
 
 setup() { # setup CASE: two live keys (one can withdraw), open orders, an access log, an old secret store
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1"
 	sandbox_state 's["exchange"] = {"open_orders": 2, "positions": [], "keys": [{"id": "k1", "permissions": ["trade", "withdraw"]}, {"id": "k2", "permissions": ["trade"]}]}'
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
@@ -61,7 +62,7 @@ secret=$(sed -n 's/^EXCHANGE_API_SECRET=//p' "$SANDBOX/etc/exchange.env")
 	|| fail "secret store" "mode=$mode $(cat "$SANDBOX/etc/exchange.env")"
 ! grep -q old-compromised-secret "$SANDBOX/etc/exchange.env" && ok "the compromised secret is gone from the store" || fail "old secret" ""
 if [ -n "$secret" ] && ! "$RBK" log 1 --json | grep -qF "$secret" && ! "$RBK" log 2 --json | grep -qF "$secret" \
-	&& ! grep -qaF "$secret" "$RBK_HOME"/rbk.db*; then
+	&& ! grep -qaF "$secret" $(store_files); then
 	ok "the new secret is not in the run's record (log, store)"
 else
 	fail "the new secret is not in the run's record" "found"

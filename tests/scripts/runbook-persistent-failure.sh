@@ -29,6 +29,7 @@ commit() { # commit AGE_SECONDS MESSAGE: a commit authored and committed AGE_SEC
 }
 setup() { # setup CASE [RECENT_CRASHES]
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1"
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
 	mkdir -p "$SANDBOX/run" "$SANDBOX/db" "$SANDBOX/backups" "$SANDBOX/repo"

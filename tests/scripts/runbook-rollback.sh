@@ -20,6 +20,7 @@ export RBK_GRAFANA_TOKEN=grafana-tok-123
 setup() {
 	sandbox_start "$TMP/$1"
 	export RBK_HOME="$TMP/$1/home" RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	W="$SANDBOX/work"
 	git init -q "$W" && mkdir -p "$W/api"
 	echo v1.0.0 >"$W/api/VERSION" && git -C "$W" add api && git -C "$W" commit -q -m "Release API v1.0.0" && git -C "$W" tag v1.0.0

@@ -11,6 +11,7 @@ export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 
 setup() { # setup CASE: a sandbox with 3 open orders and one open position
 	export RBK_HOME="$TMP/$1/home"
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	sandbox_start "$TMP/$1"
 	sandbox_state 's["exchange"] = {"open_orders": 3, "positions": [{"symbol": "BTCUSDT", "qty": 0.5}], "keys": []}'
 	export RBK_ALERT_WEBHOOK="$SANDBOX_URL/alert"

@@ -4,8 +4,9 @@
 # lock, a call's with:, an approval prompt, guards, errors, dry run, resume
 # of a called run and of its caller). The runs prove the real value was
 # used (files the steps wrote, guards that compare), and the secret and
-# everything computed from it appear in no byte of the store (db, WAL), the
-# terminal, log/show/history (--json), the bundle, the report or replay.
+# everything computed from it appear in no byte of the store (SQLite: db,
+# WAL; PostgreSQL: a dump of its schema), the terminal, log/show/history
+# (--json), the bundle, the report or replay.
 . "$(dirname "$0")/lib.bash"
 export RBK_HOME="$TMP/home" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 mkdir -p "$TMP/rb" "$TMP/out" "$TMP/seen"
@@ -197,7 +198,7 @@ grep -q '\*\*\*' seen/cmd-log_${parent}_--json.out && ok "secrets: the log shows
 forms=("$SEC_TOK" "$UP" "$LO" "${SEC_TOK:2:16}" "$SEC_PIN" "$((SEC_PIN + 1))" "$((SEC_PIN - 1))" "$((SEC_PIN * 2))"
 	"$((SEC_PIN * 3))")
 leaks=""
-for f in "$RBK_HOME"/* "$RBK_HOME"/*/* seen/*; do
+for f in "$RBK_HOME"/* "$RBK_HOME"/*/* seen/* $(on_pg && store_files); do
 	[ -f "$f" ] || continue
 	for w in "${forms[@]}"; do
 		grep -aqF -- "$w" "$f" && leaks+=" $f:$w"
@@ -206,4 +207,8 @@ done
 [ -z "$leaks" ] && ok "secrets: no byte of store, WAL, output, bundle or report holds the secret or its forms" \
 	|| fail "secrets: leaked" "$leaks"
 [ -n "$KEEP" ] && rm -rf /tmp/seen-keep && cp -r seen /tmp/seen-keep
-ls "$RBK_HOME"/rbk.db-wal >/dev/null 2>&1 && ok "secrets: the WAL was scanned too" || ok "secrets: the WAL was checkpointed (db scanned)"
+if on_pg; then
+	ok "secrets: the PostgreSQL store was scanned (a dump of its schema)"
+else
+	ls "$RBK_HOME"/rbk.db-wal >/dev/null 2>&1 && ok "secrets: the WAL was scanned too" || ok "secrets: the WAL was checkpointed (db scanned)"
+fi

@@ -32,6 +32,7 @@ RB=$TMP/slow.yaml
 new() {
 	H=$(mktemp -d "$TMP/h.XXXXXX")
 	export RBK_HOME=$H
+	fresh_store # on PostgreSQL: a new empty store, as the new home is on SQLite
 	D=$H/d
 	mkdir "$D"
 }

@@ -10,6 +10,11 @@
 #    damage once rbk verify has reported it;
 #  - a step whose result could not be committed (disk full) is never shown
 #    as ok;
+# SQLite's own (made on the SQLite pass only): a home directory or rbk.db
+# file without write permission, and the disk filling up under SQLite
+# (RBK_FAULT_IO). On PostgreSQL a read-only session plays the store that
+# cannot be written. Each test on a fresh home has a fresh store (on
+# PostgreSQL a schema of its own: fresh_store).
 #  - a plugin whose init crashes (or exits) is refused, named with its
 #    signal; rbk plugins, validate and run go on.
 . "$(dirname "$0")/lib.bash"
@@ -28,7 +33,7 @@ r() { # r ARGS...: rbk; RC OUT ERR
 }
 why() { printf 'exit %s; out: %s; err: %s' "$RC" "$(tail -3 <<<"$OUT")" "$(tail -3 <<<"$ERR")" | tr '\n' ' '; }
 clean() { [[ $ERR != *Sanitizer* && $ERR != *"runtime error"* ]]; }
-events() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from events").fetchone()[0])' "$1/rbk.db" 2>&1; }
+events() { python3 -c 'import storedb,sys; print(storedb.connect(sys.argv[1]).execute("select count(*) from events").fetchone()[0])' "$1" 2>&1; }
 
 cat >"$TMP/p.yaml" <<'EOF'
 rbk: 1
@@ -135,38 +140,58 @@ ru() { # ru ARGS...: rbk as that user
 	OUT=$(<"$TMP/out")
 	ERR=$(<"$TMP/err")
 }
-RO=$TMP/ro
-mkdir -m 555 "$RO"
-ru run "$TMP/two.yaml" -p ledger="$TMP/ro-ledger" --home "$RO"
-[[ $RC == 6 && $ERR == *"store $RO/rbk.db"*"cannot write: $RO: Permission denied"* && $ERR != *"No such file"* &&
-	! -e $TMP/ro-ledger ]]
-t $? "a home that cannot be written: exit 6, the directory and 'Permission denied' named, nothing run" "$(why)"
-RO2=$TMP/ro2
-mkdir -m 777 "$RO2"
-ru run "$TMP/ask.yaml" --home "$RO2"
-chmod 444 "$RO2/rbk.db"
-n=$(events "$RO2")
-ru approve 1 --home "$RO2"
-[[ $RC == 6 && $ERR == *"cannot write: $RO2/rbk.db: Permission denied"* && $(events "$RO2") == "$n" ]]
-t $? "a store file that cannot be written: approve refused (exit 6), the file and the reason named" "$(why)"
-ru run "$TMP/two.yaml" -p ledger="$TMP/ro-ledger" --home "$RO2"
-[[ $RC == 6 && ! -e $TMP/ro-ledger && $(events "$RO2") == "$n" ]]
-t $? "... and run refused before any step ran" "$(why)"
-ru history --home "$RO2"
-[[ $RC == 0 && $OUT == *ask* ]]
-t $? "a read-only store can still be read (history)" "$(why)"
+if on_sqlite; then
+	RO=$TMP/ro
+	mkdir -m 555 "$RO"
+	ru run "$TMP/two.yaml" -p ledger="$TMP/ro-ledger" --home "$RO"
+	[[ $RC == 6 && $ERR == *"store $RO/rbk.db"*"cannot write: $RO: Permission denied"* && $ERR != *"No such file"* &&
+		! -e $TMP/ro-ledger ]]
+	t $? "a home that cannot be written: exit 6, the directory and 'Permission denied' named, nothing run" "$(why)"
+	RO2=$TMP/ro2
+	mkdir -m 777 "$RO2"
+	ru run "$TMP/ask.yaml" --home "$RO2"
+	chmod 444 "$RO2/rbk.db"
+	n=$(events "$RO2")
+	ru approve 1 --home "$RO2"
+	[[ $RC == 6 && $ERR == *"cannot write: $RO2/rbk.db: Permission denied"* && $(events "$RO2") == "$n" ]]
+	t $? "a store file that cannot be written: approve refused (exit 6), the file and the reason named" "$(why)"
+	ru run "$TMP/two.yaml" -p ledger="$TMP/ro-ledger" --home "$RO2"
+	[[ $RC == 6 && ! -e $TMP/ro-ledger && $(events "$RO2") == "$n" ]]
+	t $? "... and run refused before any step ran" "$(why)"
+	ru history --home "$RO2"
+	[[ $RC == 0 && $OUT == *ask* ]]
+	t $? "a read-only store can still be read (history)" "$(why)"
+else
+	fresh_store
+	RO2=$TMP/ro2
+	r run "$TMP/ask.yaml" --home "$RO2"
+	n=$(events "$RO2")
+	RW=$RBK_STORE
+	export RBK_STORE="$RW%20-cdefault_transaction_read_only%3Don"
+	r approve 1 --home "$RO2"
+	[[ $RC == 6 && $ERR == *"cannot write: the database is read-only (default_transaction_read_only is on)"* && $(events "$RO2") == "$n" ]]
+	t $? "a store that cannot be written (a read-only session): approve refused (exit 6), the reason named" "$(why)"
+	r run "$TMP/two.yaml" -p ledger="$TMP/ro-ledger" --home "$RO2"
+	[[ $RC == 6 && ! -e $TMP/ro-ledger && $(events "$RO2") == "$n" ]]
+	t $? "... and run refused before any step ran" "$(why)"
+	r history --home "$RO2"
+	[[ $RC == 0 && $OUT == *ask* ]]
+	t $? "a read-only store can still be read (history)" "$(why)"
+	export RBK_STORE=$RW
+fi
 
 # --- a store whose chain is broken ----------------------------------------------------------
 tamper() { # tamper HOME SEQ: change event SEQ's data, as someone with the file could
-	python3 - "$1/rbk.db" "$2" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.execute("DROP TRIGGER IF EXISTS events_no_update")
+	python3 - "$1" "$2" <<'PY'
+import storedb, sys
+db = storedb.connect(sys.argv[1])
+storedb.unprotect(db)
 db.execute("UPDATE events SET data = replace(data, '\"', ' \"') WHERE seq = ?", (int(sys.argv[2]),))
 db.commit()
 PY
 }
 C=$TMP/corrupt
+fresh_store
 r run "$TMP/ask.yaml" --home "$C"
 for i in 1 2 3; do r run "$TMP/two.yaml" -p ledger="$TMP/c-ledger" --home "$C"; done
 head=$(events "$C")
@@ -185,6 +210,7 @@ r export 1 -o "$TMP/evidence.json" --home "$C"
 t $? "... while it can still be read and exported as evidence" "$(why)"
 
 C2=$TMP/corrupt-old
+fresh_store
 r run "$TMP/ask.yaml" --home "$C2"
 for i in $(seq 1 12); do r run "$TMP/two.yaml" -p ledger="$TMP/c2-ledger" --home "$C2"; done
 head=$(events "$C2")
@@ -206,26 +232,28 @@ t $? "... resume too" "$(why)"
 # The disk fills up at the Nth write of the store (RBK_FAULT_IO=N:full, see
 # engine/src/store/fault.c): for every N, each step shown "ok" must have its
 # result in the store.
-lies="" bitten=0 shown=0
-for n in $(seq 1 3 90); do
-	h=$TMP/full-$n
-	"$RBK" status --home "$h" >/dev/null 2>&1 # the store exists: the fault hits the run
-	RBK_FAULT_IO=$n:full "$RBK" run "$TMP/two.yaml" -p ledger="$h/ledger" --home "$h" >"$h.out" 2>"$h.err"
-	rc=$?
-	[[ $rc != 0 ]] && bitten=$((bitten + 1))
-	grep -q 'Sanitizer\|runtime error' "$h.err" && lies+="[N=$n: $(tail -3 "$h.err")] "
-	for s in $(sed -n 's/.* run 1 ok \([a-z]*\) .*/\1/p' "$h.out"); do
-		shown=$((shown + 1))
-		got=$(python3 -c 'import sqlite3,sys,json; db=sqlite3.connect(sys.argv[1]); print(sum(1 for (d,) in db.execute("select data from events where kind=\"step_finished\"") if json.loads(d)["state"] == sys.argv[2] and json.loads(d)["status"] == "ok"))' "$h/rbk.db" "$s" 2>&1)
-		[[ $got == 1 ]] || lies+="[N=$n (exit $rc): shown ok $s, not in the store] "
+if on_sqlite; then
+	lies="" bitten=0 shown=0
+	for n in $(seq 1 3 90); do
+		h=$TMP/full-$n
+		"$RBK" status --home "$h" >/dev/null 2>&1 # the store exists: the fault hits the run
+		RBK_FAULT_IO=$n:full "$RBK" run "$TMP/two.yaml" -p ledger="$h/ledger" --home "$h" >"$h.out" 2>"$h.err"
+		rc=$?
+		[[ $rc != 0 ]] && bitten=$((bitten + 1))
+		grep -q 'Sanitizer\|runtime error' "$h.err" && lies+="[N=$n: $(tail -3 "$h.err")] "
+		for s in $(sed -n 's/.* run 1 ok \([a-z]*\) .*/\1/p' "$h.out"); do
+			shown=$((shown + 1))
+			got=$(python3 -c 'import storedb,sys,json; db=storedb.connect(sys.argv[1]); print(sum(1 for (d,) in db.execute("select data from events where kind='"'step_finished'"'") if json.loads(d)["state"] == sys.argv[2] and json.loads(d)["status"] == "ok"))' "$h" "$s" 2>&1)
+			[[ $got == 1 ]] || lies+="[N=$n (exit $rc): shown ok $s, not in the store] "
+		done
+		if [[ $rc != 0 ]] && grep -q "could not be recorded" "$h.out" && ! grep -q "rbk: error: .*disk full" "$h.err"; then
+			lies+="[N=$n: shown as not recorded without the error] "
+		fi
+		rm -rf "$h" "$h.out" "$h.err"
 	done
-	if [[ $rc != 0 ]] && grep -q "could not be recorded" "$h.out" && ! grep -q "rbk: error: .*disk full" "$h.err"; then
-		lies+="[N=$n: shown as not recorded without the error] "
-	fi
-	rm -rf "$h" "$h.out" "$h.err"
-done
-[[ -z $lies && $bitten -ge 10 && $shown -ge 10 ]]
-t $? "disk full at any write: a step is shown ok only once its result is in the store ($bitten runs hit, $shown ok lines checked)" "$lies"
+	[[ -z $lies && $bitten -ge 10 && $shown -ge 10 ]]
+	t $? "disk full at any write: a step is shown ok only once its result is in the store ($bitten runs hit, $shown ok lines checked)" "$lies"
+fi
 
 # --- a plugin whose init crashes ------------------------------------------------------------
 P=$TMP/plugins
@@ -250,6 +278,7 @@ t $? "rbk plugins: the plugin whose init crashes is refused, its file and signal
 r plugins "$P/rbk-crashinit.so"
 [[ $RC == 1 && $ERR == *"$refused"* ]] && clean
 t $? "rbk plugins FILE: that plugin refused (exit 1), rbk alive" "$(why)"
+fresh_store
 r run "$TMP/two.yaml" -p ledger="$TMP/p-ledger" --home "$TMP/hp"
 [[ $RC == 0 && $(cut -d' ' -f2 "$TMP/p-ledger" | tr '\n' ' ') == "a b " ]] && clean
 t $? "rbk run of a runbook that does not use it: runs to its end" "$(why)"
@@ -282,12 +311,13 @@ states:
     next: done
   done: {end: success}
 EOF2
+fresh_store
 RBK_CRASH_POINT=step.after_start:1 r run "$TMP/noedge.yaml" -p ledger="$TMP/ne-ledger" --home "$TMP/hn"
 r resume 1 --home "$TMP/hn"
-resumed() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from events where kind=? and data like ?", ("run_status", "%resumed%")).fetchone()[0])' "$TMP/hn/rbk.db" 2>&1; }
+resumed() { python3 -c 'import storedb,sys; print(storedb.connect(sys.argv[1]).execute("select count(*) from events where kind=? and data like ?", ("run_status", "%resumed%")).fetchone()[0])' "$TMP/hn" 2>&1; }
 before=$(resumed)
 r resume 1 --mark-step failure --home "$TMP/hn"
-st=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select status from runs where id=1").fetchone()[0])' "$TMP/hn/rbk.db")
+st=$(python3 -c 'import storedb,sys; print(storedb.connect(sys.argv[1]).execute("select status from runs where id=1").fetchone()[0])' "$TMP/hn")
 after=$(resumed)
 [[ $RC == 1 && $st == failed && $after == "$before" && ! -s "$TMP/ne-ledger" ]] && clean
 t $? "--mark-step failure without a failure edge: the run ends failed (exit 1), no 'resumed' recorded, nothing runs after" "$(why); status $st; resumed $before then $after"

@@ -98,6 +98,14 @@ static pid_t spawn(daemon_ctx *d, char *const argv[], int64_t fire, int64_t run,
 	return pid;
 }
 
+/* As for a spawned `rbk run` that exits 2: no run, the fire says why. */
+static void refused(daemon_ctx *d, int64_t fire)
+{
+	rbk_err e = {0};
+	rbk_store_fire_set(d->store, fire, "failed", 0, "rbk run refused the runbook or its params (exit 2)", &e);
+	d->failed_to_start++;
+}
+
 /* On a shared store, a fire's run is created queued by the scheduler
  * itself, in the process that claimed the fire: a leader that dies between
  * the two leaves a claim no other process can still answer, which the next
@@ -109,7 +117,8 @@ static int enqueue_fire(daemon_ctx *d, const rbk_sched_entry *e, int64_t fire, c
 	if (rbk_cli_load(&rb, e->path, true, &diag) < 0) {
 		rbk_diag_print(&diag, stderr);
 		rbk_diag_free(&diag);
-		return -1;
+		refused(d, fire);
+		return 0;
 	}
 	rbk_diag_free(&diag);
 	char *hostq = rbk_cli_host_queue(), *actor = rbk_cli_actor();
@@ -121,8 +130,13 @@ static int enqueue_fire(daemon_ctx *d, const rbk_sched_entry *e, int64_t fire, c
 	const char *status = "failed";
 	rbk_err err = {0};
 	int rc = rbk_interp_run(&ip, &l, &id, &status, &err);
-	if (rc < 0)
+	if (rc < 0) {
 		say("fire %lld of %s: %s", (long long)fire, e->runbook, err.msg);
+		if (!id && err.code == RBK_EXIT_BADINPUT) {
+			refused(d, fire);
+			rc = 0;
+		}
+	}
 	else
 		say("fired %s (entry %d, %s): fire %lld, run %lld queued on %s", e->runbook, e->entry, nominal,
 		    (long long)fire, (long long)id, ip.queue);

@@ -992,6 +992,25 @@ static void run_free(run *r)
 	rbk_free(r->path);
 }
 
+/* A lease held by a process of this host that is gone (killed, out of
+ * memory) ends with it: its owner name is HOST/PID/START. */
+static bool lease_holder_dead(run *r)
+{
+	rbk_store_lease l = {0};
+	rbk_err e = {0};
+	bool dead = false;
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	size_t hl = strlen(host);
+	if (rbk_store_lease_get(r->ip->store, r->id, &l, &e) == 0 && l.owner && !strncmp(l.owner, host, hl) &&
+	    l.owner[hl] == '/') {
+		long pid = strtol(l.owner + hl + 1, NULL, 10);
+		dead = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	}
+	rbk_store_lease_free(&l);
+	return dead;
+}
+
 static int take_owner(run *r, rbk_err *err)
 {
 	int64_t pid = 0;
@@ -1008,7 +1027,7 @@ static int take_owner(run *r, rbk_err *err)
 	 * every write (lease.h); a called run is its caller's. On SQLite the
 	 * owner lock just taken proves any earlier holder dead. */
 	if (r->parent == 0 && !r->lease.held) {
-		bool force = !strcmp(rbk_store_kind(r->ip->store), "sqlite");
+		bool force = !strcmp(rbk_store_kind(r->ip->store), "sqlite") || lease_holder_dead(r);
 		rc = rbk_lease_claim(&r->lease, r->ip->store, r->id, r->ip->lease_ms, force, err);
 		if (rc == 1) {
 			/* Another executor has it: nothing of ours to resume. */
