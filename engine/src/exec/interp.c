@@ -992,21 +992,12 @@ static void run_free(run *r)
 	rbk_free(r->path);
 }
 
-/* A lease held by a process of this host that is gone (killed, out of
- * memory) ends with it: its owner name is HOST/PID/START. */
+/* The lease's holder is a process of this host that is gone. */
 static bool lease_holder_dead(run *r)
 {
 	rbk_store_lease l = {0};
 	rbk_err e = {0};
-	bool dead = false;
-	char host[256] = "";
-	gethostname(host, sizeof host - 1);
-	size_t hl = strlen(host);
-	if (rbk_store_lease_get(r->ip->store, r->id, &l, &e) == 0 && l.owner && !strncmp(l.owner, host, hl) &&
-	    l.owner[hl] == '/') {
-		long pid = strtol(l.owner + hl + 1, NULL, 10);
-		dead = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-	}
+	bool dead = rbk_store_lease_get(r->ip->store, r->id, &l, &e) == 0 && l.owner && rbk_lease_owner_gone(l.owner);
 	rbk_store_lease_free(&l);
 	return dead;
 }

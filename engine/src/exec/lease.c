@@ -1,6 +1,8 @@
 /* lease: claim, renew from the waiting places, release (lease.h). */
 #include "exec/lease.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,17 @@ const char *rbk_lease_executor(void)
 		for_pid = getpid();
 	}
 	return name;
+}
+
+bool rbk_lease_owner_gone(const char *owner)
+{
+	char host[64] = "localhost";
+	gethostname(host, sizeof host - 1);
+	size_t hl = strlen(host);
+	if (strncmp(owner, host, hl) != 0 || owner[hl] != '/')
+		return false;
+	long pid = strtol(owner + hl + 1, NULL, 10);
+	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 int rbk_lease_claim(rbk_lease *l, rbk_store *s, int64_t run, int64_t ms, bool force, rbk_err *err)

@@ -32,6 +32,10 @@ typedef struct {
  * or $RBK_EXECUTOR, the name under which an agent reserved the run for it. */
 const char *rbk_lease_executor(void);
 
+/* Whether owner (an executor name as above) is a process of this host
+ * that no longer exists: its lease ends with it (kill -9, out of memory). */
+bool rbk_lease_owner_gone(const char *owner);
+
 /* Claim run (joins the caller's transaction): 0 when held, then the store
  * handle is fenced with the new epoch; 1 when another executor's lease is
  * live (err says whose); -1 with err. */
