@@ -20,7 +20,10 @@
 #     says so, lives on, and executes what is queued afterwards (last: it
 #     stops the cluster);
 #  k. three agents race for the same quick queued runs, no fault at all:
-#     each run executed once.
+#     each run executed once;
+#  l. runs waiting for an answer do not starve an agent of concurrency 1:
+#     a run queued after them, and the newest of them once answered, are
+#     executed (PostgreSQL and SQLite).
 # Needs RBK_TEST_PG (tests/pg/cluster.sh); without it this script fails.
 . "$(dirname "$0")/lib.bash"
 export RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins:$RBK_ROOT/build/test-plugins" NO_COLOR=1
@@ -476,7 +479,38 @@ print(" ".join("%s:%s" % (r["run"], r["status"]) for r in json.load(sys.stdin)["
 	san "$D"/*.out "$D"/err*
 }
 
+# --- l. waiting runs do not starve an agent -----------------------------------
+test_l() {
+	local b i w=() id q
+	for b in pg lite; do
+		$b l-$b
+		home=$D/agent
+		[[ $BACKEND == SQLite ]] && home=$RBK_HOME
+		w=()
+		for i in 1 2 3; do
+			r run "$APPR" -p ledger="$D/w$i" --queue pool --detach
+			w+=("$OUT")
+			timeout 60 "$RBK" agent --queue pool --once --concurrency 1 --home "$home" >>"$D/once.out" 2>&1
+		done
+		[[ $(st "${w[0]}") == waiting && $(st "${w[1]}") == waiting && $(st "${w[2]}") == waiting ]]
+		t $? "l ($BACKEND): an agent of concurrency 1 brings three queued runs one by one to their approval" \
+			"statuses $(st "${w[0]}") $(st "${w[1]}") $(st "${w[2]}"); agent: $(tail -3 "$D/once.out" | tr '\n' ' ')"
+		r run "$CHAIN" -p ledger="$D/q" -p s1=10 -p s2=10 -p s3=10 -p s4=10 -p s5=10 --queue pool --detach
+		q=$OUT
+		timeout 60 "$RBK" agent --queue pool --once --concurrency 1 --home "$home" >>"$D/once.out" 2>&1
+		[[ $(st "$q") == succeeded && $(labels "$D/q") == "one;two;three;four;five;" ]]
+		t $? "l ($BACKEND): a run queued behind three waiting ones is executed" \
+			"status $(st "$q"); ledger $(labels "$D/q"); agent: $(tail -3 "$D/once.out" | tr '\n' ' ')"
+		r approve "${w[2]}"
+		timeout 60 "$RBK" agent --queue pool --once --concurrency 1 --home "$home" >>"$D/once.out" 2>&1
+		[[ $(st "${w[2]}") == succeeded && $(labels "$D/w3") == "approved;" && $(st "${w[0]}") == waiting ]]
+		t $? "l ($BACKEND): the newest waiting run, once approved, is executed; the older ones still wait" \
+			"statuses $(st "${w[0]}") $(st "${w[1]}") $(st "${w[2]}"); ledger $(labels "$D/w3"); agent: $(tail -3 "$D/once.out" | tr '\n' ' ')"
+		san "$D"/*.out "$D/err"
+	done
+}
+
 # AGENTS_ONLY="c e": only those (all by default); j stops the database, last.
-for x in a b c d e f g h i k j; do
+for x in a b c d e f g h i k l j; do
 	[[ -z ${AGENTS_ONLY:-} || " $AGENTS_ONLY " == *" $x "* ]] && "test_$x"
 done

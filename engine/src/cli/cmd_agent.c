@@ -271,8 +271,9 @@ static int agent(int argc, char **argv)
 		reap(&a, false);
 		rbk_err e = {0};
 		candidates l = {0};
-		int lrc = a.nkids < a.max ? rbk_store_claimable(store, queues, nq, (int64_t)(a.max - a.nkids), collect, &l, &e)
-					  : 0;
+		/* Every candidate is listed: a waiting run with nothing due is
+		 * skipped, so a limit would let such runs starve queued ones. */
+		int lrc = a.nkids < a.max ? rbk_store_claimable(store, queues, nq, 0, collect, &l, &e) : 0;
 		for (size_t i = 0; lrc >= 0 && i < l.n; i++)
 			if (consider(&a, l.c[i].run, l.c[i].status))
 				break;

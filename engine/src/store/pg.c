@@ -1967,7 +1967,7 @@ int rbk_pgstore_claimable(rbk_pgstore *s, const char *const *queues, size_t nque
 		if (walk(s,
 			 "SELECT id, status FROM runs WHERE parent_run IS NULL AND queue = $1 AND status IN"
 			 " ('queued', 'running', 'waiting')"
-			 " AND (lease_until IS NULL OR lease_until <= clock_timestamp()) ORDER BY id LIMIT $2",
+			 " AND (lease_until IS NULL OR lease_until <= clock_timestamp()) ORDER BY status = 'waiting', id LIMIT $2",
 			 &p, "list runs to execute", claimable_row, &w, &stop, err) < 0)
 			return -1;
 	}

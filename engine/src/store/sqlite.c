@@ -1990,7 +1990,7 @@ int rbk_sqlite_claimable(rbk_sqlite *s, const char *const *queues, size_t nqueue
 		sqlite3_stmt *st = prep(s,
 					"SELECT id, status FROM runs WHERE parent_run IS NULL AND queue = ?1 AND status IN"
 					" ('queued', 'running', 'waiting')"
-					" AND (lease_until IS NULL OR lease_until <= ?2) ORDER BY id LIMIT ?3",
+					" AND (lease_until IS NULL OR lease_until <= ?2) ORDER BY status = 'waiting', id LIMIT ?3",
 					op, err);
 		if (!st)
 			return -1;

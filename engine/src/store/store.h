@@ -243,8 +243,9 @@ void rbk_store_fence(rbk_store *s, int64_t run_id, int64_t epoch);
 
 /* Top-level runs of the queues that need an executor: queued, or running
  * or waiting with no live lease (an interrupted run was stopped on
- * purpose: an operator resumes it); oldest first, at most limit.
- * fn returns non-zero to stop. */
+ * purpose: an operator resumes it). Queued and running ones first, then
+ * waiting ones, oldest first; at most limit (0: all). fn returns non-zero
+ * to stop. */
 int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues, int64_t limit,
 			int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
 
