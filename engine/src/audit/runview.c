@@ -2,6 +2,7 @@
 #include "audit/runview.h"
 #include "lang/json.h"
 #include "base/mem.h"
+#include "exec/lease.h"
 #include "exec/owner.h"
 
 #include <string.h>
@@ -38,10 +39,12 @@ const char *rbk_runview_status(rbk_store *s, const char *home, const rbk_store_r
 	int64_t pid = 0;
 	if (rbk_owner_probe(home, r->id, &pid, NULL) == 1)
 		return "running";
-	/* Executed on another host: its lease in the store says it lives. */
+	/* Executed on another host: its lease in the store says it lives,
+	 * unless it names a process of this host that is gone. */
 	rbk_store_lease l = {0};
 	rbk_err e = {0};
-	bool live = s && rbk_store_lease_get(s, r->id, &l, &e) == 0 && l.owner && l.left_ms > 0;
+	bool live = s && rbk_store_lease_get(s, r->id, &l, &e) == 0 && l.owner && l.left_ms > 0 &&
+		    !rbk_lease_owner_gone(l.owner);
 	rbk_store_lease_free(&l);
 	return live ? "running" : "interrupted";
 }
