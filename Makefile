@@ -11,18 +11,30 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 
-LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3 libgit2 libpq
+LIBS     := yaml-0.1 libpcre2-8 jansson libcrypto sqlite3
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) 2>/dev/null || echo -I/usr/include/postgresql)
-PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3 -lgit2 -lpq)
+PKG_CFLAGS := $(shell pkg-config --cflags $(LIBS) libgit2 libpq 2>/dev/null || echo -I/usr/include/postgresql)
+PKG_LIBS   := $(shell pkg-config --libs $(LIBS) 2>/dev/null || echo -lyaml -lpcre2-8 -ljansson -lcrypto -lsqlite3)
 ALL_CFLAGS  = $(CSTD) $(WARN) $(CFLAGS) -Iengine/src -Iengine/include $(PKG_CFLAGS) -DRBK_VERSION='"$(VERSION)"'
-LDLIBS   := $(PKG_LIBS) -lm -ldl
+# -rdynamic: the engine's modules call the program's own functions.
+LDLIBS   := -rdynamic $(PKG_LIBS) -lm -ldl
+
+# Engine modules (base/module.h): parts whose libraries only some commands
+# need, built as build/modules/rbk-NAME.so and loaded when first used.
+MODULES            := store-pg gitrepo
+MODULE_SRC_store-pg := engine/src/store/pg.c
+MODULE_LIBS_store-pg := $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
+MODULE_SRC_gitrepo  := engine/src/audit/gitrepo.c
+MODULE_LIBS_gitrepo := $(shell pkg-config --libs libgit2 2>/dev/null || echo -lgit2)
+MODULE_SRC := $(foreach m,$(MODULES),$(MODULE_SRC_$(m)))
+MODULE_SO  := $(MODULES:%=build/modules/rbk-%.so)
+SAN_MODULE_SO := $(MODULES:%=build/san/modules/rbk-%.so)
 
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-ENGINE_SRC := $(wildcard engine/src/*/*.c)
+ENGINE_SRC := $(filter-out $(MODULE_SRC),$(wildcard engine/src/*/*.c))
 LIB_SRC    := $(filter-out engine/src/cli/main.c,$(ENGINE_SRC))
 OBJ        := $(ENGINE_SRC:engine/src/%.c=build/obj/%.o)
 SAN_OBJ    := $(ENGINE_SRC:engine/src/%.c=build/san/%.o)
@@ -41,7 +53,7 @@ TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
 .PHONY: all test crashtest unit install deps clean example soak demo bench fuzz valgrind
-all: build/rbk $(PLUGIN_SO)
+all: build/rbk $(PLUGIN_SO) $(MODULE_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*/*.h)
 	@mkdir -p $(@D)
@@ -49,6 +61,15 @@ build/obj/%.o: engine/src/%.c $(wildcard engine/src/*/*.h)
 
 build/rbk: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+.SECONDEXPANSION:
+build/modules/rbk-%.so: $$(MODULE_SRC_$$*) $(wildcard engine/src/*/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $(MODULE_SRC_$*) $(MODULE_LIBS_$*)
+
+build/san/modules/rbk-%.so: $$(MODULE_SRC_$$*) $(wildcard engine/src/*/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -fPIC -shared -o $@ $(MODULE_SRC_$*) $(MODULE_LIBS_$*)
 
 # Each plugin links only the library it wraps.
 PLUGIN_CFLAGS_http   := $(shell pkg-config --cflags libcurl 2>/dev/null)
@@ -73,17 +94,23 @@ build/san/%.o: engine/src/%.c $(wildcard engine/src/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c $< -o $@
 
-build/san/rbk: $(SAN_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+build/san/rbk: $(SAN_OBJ) $(SAN_MODULE_SO)
+	$(CC) $(SAN) -o $@ $(SAN_OBJ) $(LDLIBS)
 
-build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB)
+# A unit test of a module's own functions links the module itself.
+UNIT_MODULE_test_pgstore := store-pg
+RPATH_UP1 := -Wl,-rpath,'$$ORIGIN/../modules'
+RPATH_UP2 := -Wl,-rpath,'$$ORIGIN/../../modules'
+build/san/tests/%: tests/unit/%.c tests/unit/t.h $(SAN_LIB) $(SAN_MODULE_SO)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(SAN_LIB) \
+	  $(if $(UNIT_MODULE_$*),build/san/modules/rbk-$(UNIT_MODULE_$*).so $(RPATH_UP1) $(MODULE_LIBS_$(UNIT_MODULE_$*))) $(LDLIBS)
 
 # make valgrind: unit tests and command-line flows under memcheck, no sanitizers.
-build/vg/tests/%: tests/unit/%.c tests/unit/t.h $(OBJ_LIB)
+build/vg/tests/%: tests/unit/%.c tests/unit/t.h $(OBJ_LIB) $(MODULE_SO)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ_LIB) \
+	  $(if $(UNIT_MODULE_$*),build/modules/rbk-$(UNIT_MODULE_$*).so $(RPATH_UP2) $(MODULE_LIBS_$(UNIT_MODULE_$*))) $(LDLIBS)
 
 valgrind: all $(VG_BIN) $(TEST_PLUGIN_SO)
 	@tests/valgrind/run.sh
@@ -152,6 +179,8 @@ install: all
 	  $(DESTDIR)$(PREFIX)/include/rbk $(DESTDIR)$(PREFIX)/share/doc/rbk \
 	  $(DESTDIR)$(PREFIX)/share/rbk/schemas
 	install -m 755 build/rbk $(DESTDIR)$(PREFIX)/bin/rbk
+	install -d $(DESTDIR)$(PREFIX)/lib/rbk/modules
+	install -m 644 $(MODULE_SO) $(DESTDIR)$(PREFIX)/lib/rbk/modules/
 	$(if $(PLUGIN_SO),install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/rbk/plugins/)
 	$(if $(wildcard engine/include/rbk/*.h),install -m 644 engine/include/rbk/*.h $(DESTDIR)$(PREFIX)/include/rbk/)
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/rbk/

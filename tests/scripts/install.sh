@@ -10,3 +10,15 @@ done
 # The installed binary finds its plugins relative to itself.
 out=$(env -u RBK_PLUGIN_PATH "$P/bin/rbk" plugins 2>&1)
 [[ $out == *"shell.exec"* && $out == *"$P/bin/../lib/rbk/plugins/rbk-shell.so"* ]] && ok "installed rbk loads the installed plugins" || fail "installed plugins" "$out"
+# ... and its modules: git provenance for a runbook in a work tree, the
+# PostgreSQL store (its connection refused, not its module missing).
+G=$TMP/repo
+git init -q "$G" && cp tests/fixtures/valid/minimal.yaml "$G/" && git -C "$G" add minimal.yaml &&
+	git -C "$G" -c user.name=t -c user.email=t@t commit -qm init
+out=$(env -u RBK_PLUGIN_PATH -u RBK_MODULE_PATH RBK_HOME="$TMP/home" "$P/bin/rbk" run "$G/minimal.yaml" 2>&1 &&
+	RBK_HOME="$TMP/home" "$P/bin/rbk" show 1 --json 2>&1)
+[[ $out == *"\"commit\":\"$(git -C "$G" rev-parse HEAD)\""* ]] && ok "installed rbk records git provenance (module rbk-gitrepo.so)" ||
+	fail "installed gitrepo module" "$out"
+out=$(env -u RBK_MODULE_PATH RBK_HOME="$TMP/home" "$P/bin/rbk" history --store "postgresql:///none?host=$TMP/nosocket" 2>&1)
+[[ $out == *"cannot connect"* && $out != *module* ]] && ok "installed rbk loads its PostgreSQL store module" ||
+	fail "installed store-pg module" "$out"

@@ -1,5 +1,5 @@
-/* provenance: where a runbook file came from, for the audit record. The
- * only module of the engine that includes git2.h.
+/* provenance: where a runbook file came from, for the audit record
+ * (libgit2's part is the module gitrepo.h, loaded when first needed).
  *
  * When the file is in a git work tree: the commit of HEAD, the file's path
  * in the repository, and whether the file differs from that commit (or is
