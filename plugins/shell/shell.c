@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -77,52 +80,130 @@ static const char *scalar_text(const rbk_value *v, char *buf, size_t size)
 	}
 }
 
-/* In the child: never returns. go: the parent writes a byte to it once the
- * host tracks the group (EOF: it did not, or the parent died). */
-static void child(const rbk_value *args, int in, int out, int err, char **argvv, pid_t parent, int go)
+/* What the program's process needs, all prepared before it exists: it
+ * shares the action's memory until it executes the program (spawn), so it
+ * only makes system calls, through syscall(2), which no sanitizer or
+ * library wraps. */
+typedef struct {
+	const char *path; /* the program's file, found on PATH already */
+	char **argv, **envp;
+	const char *cwd;
+	int in, out, err;
+	pid_t parent;
+} spawn_ctx;
+
+static void say(int fd, const char *a, const char *b, const char *c)
 {
-	setpgid(0, 0);
+	const char *parts[] = {a, b, c, "\n"};
+	for (size_t i = 0; i < 4; i++)
+		if (parts[i] && syscall(SYS_write, fd, parts[i], strlen(parts[i])) < 0)
+			return;
+}
+
+static int spawned(void *arg)
+{
+	const spawn_ctx *c = arg;
+	syscall(SYS_setpgid, 0, 0);
 	/* The program dies with the action that started it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(126);
-	char ready;
-	ssize_t got;
-	while ((got = read(go, &ready, 1)) < 0 && errno == EINTR)
-		;
-	if (got != 1)
-		_exit(126);
-	/* The program starts with default signal dispositions and none
-	 * blocked: what rbk ignores (a closed output, a hangup) or handles is
-	 * rbk's business, and an ignored signal would survive exec. */
-	for (int sig = 1; sig < NSIG; sig++)
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (syscall(SYS_getppid) != c->parent)
+		syscall(SYS_exit, 126);
+	/* Default dispositions, then nothing blocked: what rbk ignores (a
+	 * closed output, a hangup) or handles is rbk's business, and an
+	 * ignored signal would survive exec. The kernel's struct sigaction:
+	 * handler, flags, restorer, mask. */
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		unsigned long mask;
+	} dfl = {SIG_DFL, 0, NULL, 0};
+	for (int sig = 1; sig <= 64; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	dup2(in, 0);
-	dup2(out, 1);
-	dup2(err, 2);
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+	unsigned long none = 0;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+	syscall(SYS_dup3, c->in, 0, 0);
+	syscall(SYS_dup3, c->out, 1, 0);
+	syscall(SYS_dup3, c->err, 2, 0);
 	/* Nothing of the engine's (the store, lock files) reaches the program. */
-	if (close_range(3, ~0U, 0) != 0)
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+	syscall(SYS_close_range, 3, ~0U, 0);
+	if (c->cwd && syscall(SYS_chdir, c->cwd) != 0) {
+		say(2, "cannot change directory to ", c->cwd, "");
+		syscall(SYS_exit, 126);
+	}
+	syscall(SYS_execve, c->path, c->argv, c->envp);
+	int e = errno;
+	say(2, "cannot run ", c->argv[0],
+	    e == ENOENT ? ": No such file or directory" : e == EACCES ? ": Permission denied"
+		: e == ENOEXEC ? ": Exec format error" : ": cannot execute it");
+	syscall(SYS_exit, e == ENOENT ? 127 : 126);
+	return 0;
+}
+
+/* argv[0] as execvp finds it: a name without '/' is looked for on PATH. */
+static char *find_program(const char *name)
+{
+	if (strchr(name, '/'))
+		return strdup(name);
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		char *file = NULL;
+		if (asprintf(&file, "%.*s%s%s", (int)n, n ? p : ".", "/", name) < 0)
+			return NULL;
+		if (access(file, X_OK) == 0)
+			return file;
+		free(file);
+		p += n + (p[n] == ':');
+	}
+	return strdup(name); /* execve says ENOENT */
+}
+
+/* The environment of the program: rbk's, with the step's env on top. */
+static char **build_env(const rbk_value *args)
+{
+	extern char **environ;
 	const rbk_value *env = host->arg(args, "env");
-	for (size_t i = 0; env && env->type == RBK_TYPE_MAP && i < env->as.map.count; i++) {
+	size_t ne = env && env->type == RBK_TYPE_MAP ? env->as.map.count : 0, n = 0;
+	while (environ[n])
+		n++;
+	char **v = calloc(n + ne + 1, sizeof *v);
+	if (!v)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool over = false;
+		for (size_t j = 0; j < ne && !over; j++) {
+			size_t kl = strlen(env->as.map.keys[j]);
+			over = !strncmp(environ[i], env->as.map.keys[j], kl) && environ[i][kl] == '=';
+		}
+		if (!over)
+			v[k++] = strdup(environ[i]);
+	}
+	for (size_t j = 0; j < ne; j++) {
 		char num[64];
-		const char *s = scalar_text(&env->as.map.values[i], num, sizeof num);
-		if (s)
-			setenv(env->as.map.keys[i], s, 1);
+		const char *s = scalar_text(&env->as.map.values[j], num, sizeof num);
+		if (s && asprintf(&v[k], "%s=%s", env->as.map.keys[j], s) >= 0)
+			k++;
 	}
-	const char *cwd = rbk_arg_string(args, "cwd");
-	if (cwd && chdir(cwd) != 0) {
-		fprintf(stderr, "cannot change directory to %s: %s\n", cwd, strerror(errno));
-		_exit(126);
-	}
-	execvp(argvv[0], argvv);
-	fprintf(stderr, "cannot run %s: %s\n", argvv[0], strerror(errno));
-	_exit(errno == ENOENT ? 127 : 126);
+	for (size_t i = 0; i < k; i++)
+		if (!v[i]) { /* out of memory */
+			for (size_t j = 0; j < k; j++)
+				free(v[j]);
+			free(v);
+			return NULL;
+		}
+	return v;
+}
+
+static void free_env(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
 }
 
 static char **build_argv(rbk_call *call, const rbk_value *args)
@@ -210,31 +291,53 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 		limit = host_limit(call); /* the host would not keep more: never hold it */
 	const char *in_text = rbk_arg_string(args, "stdin");
 
-	int pin[2], pout[2], perr[2], pgo[2];
-	if (pipe(pin) || pipe(pout) || pipe(perr) || pipe2(pgo, O_CLOEXEC)) {
+	int pin[2], pout[2], perr[2];
+	spawn_ctx sc = {0};
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC)) {
 		host->set_error(call, "pipe: %s", strerror(errno));
 		free(argvv);
 		return 1;
 	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	sc.path = find_program(argvv[0]);
+	sc.envp = build_env(args);
+	sc.argv = argvv;
+	sc.cwd = rbk_arg_string(args, "cwd");
+	sc.in = pin[0];
+	sc.out = pout[1];
+	sc.err = perr[1];
+	sc.parent = getpid();
+	/* One process per program, made without copying the action's memory:
+	 * the action waits (CLONE_VFORK) while the new process, on a stack of
+	 * its own, prepares and executes the program. Every signal stays
+	 * blocked meanwhile, until the host tracks the program's group: the
+	 * handler that kills the groups of the attempt when rbk dies (a
+	 * parent-death signal) cannot run in between, and if the action is
+	 * killed outright the program dies with it (PR_SET_PDEATHSIG). */
+	static char stack[64 * 1024] __attribute__((aligned(16)));
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid_t pid = sc.path && sc.envp ? clone(spawned, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &sc) : -1;
+	int spawn_errno = errno;
+	free((char *)sc.path);
+	free_env(sc.envp);
+	free(argvv);
 	if (pid < 0) {
-		host->set_error(call, "fork: %s", strerror(errno));
-		free(argvv);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		host->set_error(call, "cannot start the program: %s", strerror(spawn_errno));
+		close(pin[0]);
+		close(pin[1]);
+		close(pout[0]);
+		close(pout[1]);
+		close(perr[0]);
+		close(perr[1]);
 		return 1;
 	}
-	if (pid == 0) {
-		close(pgo[1]);
-		child(args, pin[0], pout[1], perr[1], argvv, parent, pgo[0]);
-	}
-	setpgid(pid, pid); /* also in the parent: no race with an early kill */
-	free(argvv);
-	close(pgo[0]);
 	/* The host kills the program's group with the action, even when rbk
-	 * dies: the program starts only once the group is tracked. */
+	 * dies. */
 	if (RBK_HOST_HAS(host, add_process_group) && host->add_process_group(call, pid) != 0) {
 		kill(-pid, SIGKILL);
-		close(pgo[1]);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(pin[0]);
 		close(pin[1]);
 		close(pout[0]);
@@ -246,10 +349,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 		host->set_error(call, "cannot track the program's process group");
 		return 1;
 	}
-	if (write(pgo[1], "g", 1) != 1) {
-		/* The child is gone already; its status tells. */
-	}
-	close(pgo[1]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
