@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The parent-death signal of an action's child: one no plugin has a reason
+/* The parent-death signal of the action worker: one no plugin has a reason
  * to use, so that its handler stays rbk's. */
 #define DEATH_SIGNAL SIGUSR2
 #define MAX_GROUPS 64
@@ -90,18 +90,18 @@ static int read_stat(pid_t pid, pstat *st)
 	return 0;
 }
 
-/* ---- in the action's child ---- */
+/* ---- in the action worker ---- */
 
-static volatile pid_t groups[MAX_GROUPS]; /* [0]: the child's own */
+static volatile pid_t groups[MAX_GROUPS]; /* [0]: the worker's own */
 static volatile sig_atomic_t ngroups;
 static pid_t engine_pid;
 static int rec_fd = -1;
 static char rec_key[200], rec_boot[40];
 
-/* The engine died, or the child is told to stop (SIGTERM; SIGHUP, which
- * the kernel sends when the engine died while the child was stopped):
+/* The engine died, or the worker is told to stop (SIGTERM; SIGHUP, which
+ * the kernel sends when the engine died while the worker was stopped):
  * every group the action started goes first. When the engine is gone, the
- * child's own group goes too, with the child; otherwise the child ends by
+ * worker's own group goes too, with the worker; otherwise the worker ends by
  * the signal it got, so that the engine names it, and the engine kills
  * its group. Only async-signal-safe calls. */
 static void on_stop(int sig)
@@ -134,9 +134,8 @@ static void record(pid_t pgid)
 	}
 }
 
-int rbk_procs_child_init(pid_t engine, const char *key)
+int rbk_procs_worker_init(pid_t engine)
 {
-	snprintf(rec_key, sizeof rec_key, "%s", key ? key : "");
 	groups[0] = getpgrp();
 	ngroups = 1;
 	engine_pid = engine;
@@ -155,6 +154,14 @@ int rbk_procs_child_init(pid_t engine, const char *key)
 	prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL);
 	if (getppid() != engine)
 		return -1; /* the engine died before prctl took effect */
+	boot_id(rec_boot);
+	return 0;
+}
+
+void rbk_procs_attempt_begin(const char *key)
+{
+	snprintf(rec_key, sizeof rec_key, "%s", key ? key : "");
+	ngroups = 1;
 	setenv(RBK_PROCS_KEY_ENV, rec_key, 1);
 	if (home_dir[0]) {
 		char path[4200];
@@ -165,10 +172,8 @@ int rbk_procs_child_init(pid_t engine, const char *key)
 		if (rec_fd >= 0 && stat(home_dir, &sb) == 0 && fchmod(rec_fd, (sb.st_mode & 0660) | 0600) < 0) {
 			/* not the file's owner: it keeps its mode */
 		}
-		boot_id(rec_boot);
 	}
 	record(getpgrp());
-	return 0;
 }
 
 int rbk_procs_add_group(pid_t pgid)
@@ -181,11 +186,12 @@ int rbk_procs_add_group(pid_t pgid)
 	return 0;
 }
 
-void rbk_procs_child_done(void)
+void rbk_procs_attempt_done(void)
 {
 	if (rec_fd >= 0)
 		close(rec_fd);
 	rec_fd = -1;
+	ngroups = 1; /* the attempt's groups were waited for, or are the engine's to settle */
 }
 
 /* ---- in the engine ---- */
@@ -253,10 +259,14 @@ static void saw(rec *r, pid_t pid, int *total)
 
 /* One pass: kill every live process of the records. Returns how many
  * were found alive; *pending names one, *denied one rbk may not signal. */
-static int sweep(rec *recs, size_t n, int *total, pid_t *pending, pid_t *denied)
+static int sweep(rec *recs, size_t n, pid_t spare, int *total, pid_t *pending, pid_t *denied)
 {
 	bool any = false;
 	for (size_t i = 0; i < n; i++) {
+		if (recs[i].pgid == spare) {
+			recs[i].leader = false;
+			continue; /* the live worker: its group holds nothing else (runner.c) */
+		}
 		pstat st;
 		recs[i].leader = read_stat(recs[i].pgid, &st) == 0 && st.start == recs[i].start && st.state != 'Z' &&
 				 st.state != 'X';
@@ -280,6 +290,8 @@ static int sweep(rec *recs, size_t n, int *total, pid_t *pending, pid_t *denied)
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			rec *r = &recs[i];
+			if (r->pgid == spare)
+				continue;
 			bool mine = (pid == r->pgid && r->leader) ||
 				    (st.pgrp == r->pgid && (r->leader || (st.start >= r->start && has_key(pid, r->key))));
 			if (!mine)
@@ -298,7 +310,7 @@ static int sweep(rec *recs, size_t n, int *total, pid_t *pending, pid_t *denied)
 	return found;
 }
 
-int rbk_procs_settle(int64_t run, rbk_buf *notes, rbk_err *err)
+int rbk_procs_settle(int64_t run, pid_t spare, rbk_buf *notes, rbk_err *err)
 {
 	if (!home_dir[0] || run <= 0)
 		return 0;
@@ -323,7 +335,7 @@ int rbk_procs_settle(int64_t run, rbk_buf *notes, rbk_err *err)
 	int total = 0, rc = 0;
 	pid_t pending = 0, denied = 0;
 	for (int64_t until = mono_ms() + SETTLE_MS;;) {
-		if (sweep(recs, n, &total, &pending, &denied) == 0)
+		if (sweep(recs, n, spare, &total, &pending, &denied) == 0)
 			break;
 		if (denied) {
 			rbk_err_set(err, -1,
@@ -380,17 +392,17 @@ int rbk_procs_settle(int64_t run, rbk_buf *notes, rbk_err *err)
 	return rc < 0 ? -1 : total;
 }
 
-void rbk_procs_attempt_ended(const char *key)
+void rbk_procs_attempt_ended(const char *key, pid_t spare)
 {
 	rbk_err e = {0};
-	rbk_procs_settle(run_of(key), NULL, &e);
+	rbk_procs_settle(run_of(key), spare, NULL, &e);
 }
 
 int rbk_procs_takeover(const char *home, int64_t run, rbk_ui *ui, rbk_err *err)
 {
 	rbk_procs_set_home(home);
 	rbk_buf notes = {0};
-	int rc = rbk_procs_settle(run, &notes, err);
+	int rc = rbk_procs_settle(run, 0, &notes, err);
 	for (char *line = notes.s, *end; line && *line; line = end + 1) {
 		end = strchr(line, '\n');
 		*end = '\0';

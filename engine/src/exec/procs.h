@@ -1,15 +1,15 @@
 /* procs: nothing an action starts outlives its attempt.
  *
- * The child that runs an action (runner.c) leads a process group; a plugin
+ * The worker that runs actions (runner.c) leads a process group; a plugin
  * that starts a program in a group of its own hands that group to the host
  * (rbk_host.add_process_group) before the program runs. Those groups are
  *
- *  - killed by the child when the engine dies, whatever kills it: the
- *    engine's death reaches the child as a parent-death signal whose
- *    handler kills every group of the attempt, then the child's own;
+ *  - killed by the worker when the engine dies, whatever kills it: the
+ *    engine's death reaches the worker as a parent-death signal whose
+ *    handler kills every group of the attempt, then the worker's own;
  *  - recorded, with the start time of each group's leader and the
  *    attempt's key, in HOME/owners/RUN.procs, so that what survives
- *    anyway (the child killed or stopped with the engine, the operator's
+ *    anyway (the worker killed or stopped with the engine, the operator's
  *    second Ctrl-C) is killed by the engine when the attempt ends, and by
  *    the next process that takes the run over (rbk resume, approve, abort)
  *    before anything else happens to it: a step never runs again, and is
@@ -40,23 +40,27 @@
 /* Where the records go: HOME/owners (set when a run is taken). */
 void rbk_procs_set_home(const char *home);
 
-/* In the action's child, which already leads its group, before the action
- * runs: the parent-death handler, the key in the environment, the record
- * of the child's group. -1 when the engine is already gone. */
-int rbk_procs_child_init(pid_t engine, const char *key);
-/* In the child: a group the action started (the host function). 0, or -1
+/* In the action worker (runner.c), which leads its group: the parent-death
+ * handler. -1 when the engine is already gone. */
+int rbk_procs_worker_init(pid_t engine);
+/* In the worker, before an attempt's action runs: the key in the
+ * environment, the record of the worker's group under the key. */
+void rbk_procs_attempt_begin(const char *key);
+/* In the worker: a group the action started (the host function). 0, or -1
  * when it cannot be tracked. */
 int rbk_procs_add_group(pid_t pgid);
-/* In the child, before it exits. */
-void rbk_procs_child_done(void);
+/* In the worker, once the attempt's action returned. */
+void rbk_procs_attempt_done(void);
 
 /* Kill whatever the recorded attempts of run left running and wait until
- * it is gone (5s at most). One line per attempt that left something is
+ * it is gone (5s at most), sparing the group spare (a live worker whose
+ * group holds nothing else; 0: none). One line per attempt that left something is
  * appended to notes (may be NULL). Returns the number of processes
  * stopped, or -1 with err when one would not die (the record is kept). */
-int rbk_procs_settle(int64_t run, rbk_buf *notes, rbk_err *err);
-/* After an attempt of the run whose key is key ended: settle it quietly. */
-void rbk_procs_attempt_ended(const char *key);
+int rbk_procs_settle(int64_t run, pid_t spare, rbk_buf *notes, rbk_err *err);
+/* After an attempt of the run whose key is key ended: settle it quietly,
+ * sparing spare. */
+void rbk_procs_attempt_ended(const char *key, pid_t spare);
 /* A process takes run over: settle it, each note shown on ui. */
 int rbk_procs_takeover(const char *home, int64_t run, rbk_ui *ui, rbk_err *err);
 

@@ -64,7 +64,17 @@ char *rbk_reg_default_path(void)
 	return rbk_xasprintf("%s/plugins:%s/../plugins:%s/../lib/rbk/plugins", exe, exe, exe);
 }
 
-rbk_registry *rbk_reg_new(void) { return rbk_xcalloc(1, sizeof(rbk_registry)); }
+/* Changes whenever an action's address may have: a plugin loaded, a
+ * registry made or freed. */
+static unsigned generation;
+
+unsigned rbk_reg_generation(void) { return generation; }
+
+rbk_registry *rbk_reg_new(void)
+{
+	generation++;
+	return rbk_xcalloc(1, sizeof(rbk_registry));
+}
 
 static bool name_ok(const char *s)
 {
@@ -190,6 +200,7 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 	l->file = rbk_xstrdup(file);
 	l->plugin = p;
 	r->actions = rbk_xrealloc(r->actions, (r->nactions + p->action_count + 1) * sizeof *r->actions);
+	generation++;
 	for (size_t i = 0; i < p->action_count; i++)
 		r->actions[r->nactions++] = (rbk_reg_action){p, &p->actions[i],
 							      rbk_xasprintf("%s.%s", p->name, p->actions[i].name), l->file};
@@ -258,6 +269,7 @@ int rbk_reg_load(rbk_registry **out, const char *path, rbk_diag *d)
 
 void rbk_reg_free(rbk_registry *r)
 {
+	generation++;
 	if (!r)
 		return;
 	for (size_t i = 0; i < r->nactions; i++)

@@ -44,6 +44,10 @@ size_t rbk_reg_count(const rbk_registry *r);
 const rbk_reg_action *rbk_reg_at(const rbk_registry *r, size_t i);
 /* The action, loading its plugin first if needed; NULL when none provides it. */
 const rbk_reg_action *rbk_reg_find(rbk_registry *r, const char *full_name);
+/* A number that changes whenever a loaded action may have moved (a plugin
+ * loaded, a registry made or freed): a process forked before holds stale
+ * addresses. */
+unsigned rbk_reg_generation(void);
 /* The checker's view of the registry (valid while r lives). */
 rbk_check_actions rbk_reg_checker(rbk_registry *r);
 const char *rbk_reg_type_name(rbk_type t);
