@@ -2,6 +2,7 @@
 #include "base/hash.h"
 #include "base/exitcode.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +28,33 @@ static void to_hex(const unsigned char md[32], char out[65])
 	out[64] = '\0';
 }
 
+/* The digest, fetched once: EVP_sha256() looks it up again at every use.
+ * libcrypto is told not to read the system's openssl.cnf, which has
+ * nothing to say about a plain SHA-256 and costs every start a file's
+ * parse. */
+static const EVP_MD *sha256(void)
+{
+	static EVP_MD *md;
+	if (!md) {
+		OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+		if (!md)
+			crypto_fatal();
+	}
+	return md;
+}
+
 void rbk_hash_sha256_hex(const void *data, size_t len, char out[65])
 {
+	/* One context for every one-shot digest (the engine hashes on one
+	 * thread): no allocation per event. */
+	static EVP_MD_CTX *c;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
-	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+	if (!c && !(c = EVP_MD_CTX_new()))
+		crypto_fatal();
+	if (!EVP_DigestInit_ex(c, sha256(), NULL) || !EVP_DigestUpdate(c, data, len) ||
+	    !EVP_DigestFinal_ex(c, md, &n) || n != 32)
 		crypto_fatal();
 	to_hex(md, out);
 }
@@ -39,7 +62,7 @@ void rbk_hash_sha256_hex(const void *data, size_t len, char out[65])
 rbk_hash_sha256 *rbk_hash_sha256_init(void)
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL))
+	if (!c || !EVP_DigestInit_ex(c, sha256(), NULL))
 		crypto_fatal();
 	return (rbk_hash_sha256 *)(void *)c;
 }

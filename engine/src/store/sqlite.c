@@ -795,6 +795,12 @@ int rbk_sqlite_open_file(rbk_sqlite **out, const char *file, rbk_err *err)
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	/* The WAL stays when the last connection closes: each short-lived rbk
+	 * process would otherwise create it anew (a sync of the directory) and
+	 * restart it (a sync of its header) in its first commit, three syncs
+	 * where one makes the commit durable. Checkpoints still run as it
+	 * grows (wal_autocheckpoint). */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 
 	/* The version check comes first: a store from a newer rbk is refused
 	 * before anything (even the journal mode) is written to it. */
