@@ -13,8 +13,9 @@
 #include "lang/value.h"
 
 /* Add "git": {commit, path, dirty, tracked, branch} to map out when file
- * is in a git work tree. Never fails a run: problems are left out. */
-void rbk_prov_git(const char *file, rbk_val *out);
+ * is in a git work tree. Never fails a run: problems are left out. home:
+ * the state directory, where the facts are cached (HOME/cache), or NULL. */
+void rbk_prov_git(const char *file, const char *home, rbk_val *out);
 
 /* Commit a seal of the chain head (seq, hash) into the git repository at
  * dir (created when absent): the file SEAL_FILE holds "seq N\nhash H\n",

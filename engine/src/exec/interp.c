@@ -1070,7 +1070,7 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 	rbk_val prov = rbk_val_map();
 	if (l->path) {
 		rbk_val_map_set(&prov, "path", rbk_val_str(l->path));
-		rbk_prov_git(l->path, &prov);
+		rbk_prov_git(l->path, r->ip->home, &prov);
 	}
 	if (l->fire_id) {
 		rbk_val fire = map2("fire", rbk_val_int(l->fire_id), "nominal",
