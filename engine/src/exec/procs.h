@@ -2,7 +2,8 @@
  *
  * The worker that runs actions (runner.c) leads a process group; a plugin
  * that starts a program in a group of its own hands that group to the host
- * (rbk_host.add_process_group) before the program runs. Those groups are
+ * (rbk_host.add_process_group) before the worker can act on a signal
+ * (shell.exec blocks them until then). Those groups are
  *
  *  - killed by the worker when the engine dies, whatever kills it: the
  *    engine's death reaches the worker as a parent-death signal whose
