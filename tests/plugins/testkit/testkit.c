@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 RBK_PLUGIN_DECLARE();
@@ -74,6 +75,54 @@ static int ledger_run(rbk_call *call, const rbk_value *args)
 	return 0;
 }
 
+/* Tells which process runs it, and what it finds of the last call (the
+ * variable and directory "litter" leaves): for the worker's tests. */
+static int whoami_run(rbk_call *call, const rbk_value *args)
+{
+	(void)args;
+	char cwd[4096];
+	const char *left = getenv("RBK_TESTKIT_LITTER");
+	host->set_output_int(call, "pid", (int64_t)getpid());
+	host->set_output_string(call, "env", left ? left : "", left ? strlen(left) : 0);
+	host->set_output_string(call, "cwd", getcwd(cwd, sizeof cwd) ? cwd : "?", getcwd(cwd, sizeof cwd) ? strlen(cwd) : 1);
+	return 0;
+}
+
+/* Leaves what an action should not: a variable, another working
+ * directory, an ignored SIGTERM, and (spawn: true) a process it does not
+ * hand to the host, double-forked so that it is nobody's child but a
+ * subreaper's, its pid written to pidfile. */
+static int litter_run(rbk_call *call, const rbk_value *args)
+{
+	setenv("RBK_TESTKIT_LITTER", "left", 1);
+	if (chdir("/") != 0)
+		host->set_error(call, "chdir");
+	signal(SIGTERM, SIG_IGN);
+	const rbk_value *spawn = host->arg(args, "spawn"), *pidfile = host->arg(args, "pidfile");
+	if (spawn && spawn->type == RBK_TYPE_BOOL && spawn->as.boolean && pidfile && pidfile->type == RBK_TYPE_STRING) {
+		pid_t p = fork();
+		if (p == 0) {
+			if (fork() == 0) {
+				FILE *f = fopen(pidfile->as.str.ptr, "w");
+				if (f) {
+					fprintf(f, "%d\n", (int)getpid());
+					fclose(f);
+				}
+				for (;;)
+					pause();
+			}
+			_exit(0);
+		}
+		if (p > 0) {
+			while (waitpid(p, NULL, 0) < 0)
+				;
+			for (int i = 0; i < 200 && access(pidfile->as.str.ptr, F_OK) != 0; i++)
+				usleep(10000);
+		}
+	}
+	return 0;
+}
+
 static int exit_run(rbk_call *call, const rbk_value *args)
 {
 	(void)call;
@@ -85,6 +134,9 @@ static const rbk_param_decl any_params[] = {{"message", RBK_TYPE_STRING, 0, NULL
 					    {"value", RBK_TYPE_ANY, 0, NULL, "anything"},
 					    {NULL, 0, 0, NULL, NULL}};
 
+static const rbk_param_decl litter_params[] = {{"spawn", RBK_TYPE_BOOL, 0, "false", "leave a process"},
+					       {"pidfile", RBK_TYPE_STRING, 0, NULL, "where its pid goes"},
+					       {NULL, 0, 0, NULL, NULL}};
 static const rbk_param_decl ledger_params[] = {{"file", RBK_TYPE_STRING, 1, NULL, "ledger file"},
 					       {"label", RBK_TYPE_STRING, 0, NULL, "what to write"},
 					       {"sleep_ms", RBK_TYPE_INT, 0, "0", "sleep first"},
@@ -99,6 +151,8 @@ static const rbk_action actions[] = {
 	{"crash", "dies of SIGSEGV", any_params, NULL, 0, crash_run, NULL, NULL},
 	{"hang", "never returns, ignores SIGTERM", any_params, NULL, 0, hang_run, NULL, NULL},
 	{"exit", "exits without a result", any_params, NULL, 0, exit_run, NULL, NULL},
+	{"whoami", "its process, variable and directory", any_params, NULL, 1, whoami_run, NULL, NULL},
+	{"litter", "leaves a variable, a directory, a process", litter_params, NULL, 1, litter_run, NULL, NULL},
 };
 
 static const rbk_plugin plugin = {"testkit", "1.0.0", actions, sizeof actions / sizeof *actions};
