@@ -625,10 +625,10 @@ static void test_events_and_chain(void)
 		char data[128];
 		snprintf(data, sizeof data, "{\"i\":%d,\"text\":\"caf\xc3\xa9 \\\"q\\\"\",\"n\":null}", i);
 		int64_t seq = 0;
-		T_CHECK(rbk_pgstore_append(s, i % 3 ? r1 : r2, "op@h", "step_started", data, &seq, &e) == 0);
+		T_CHECK(rbk_pgstore_append(s, i % 3 ? r1 : r2, "op@h", "step_started", data, false, &seq, &e) == 0);
 		T_CHECK(seq == 3 + i);
 	}
-	T_CHECK(rbk_pgstore_append(s, r1, "op@h", "note", NULL, NULL, &e) == 0);
+	T_CHECK(rbk_pgstore_append(s, r1, "op@h", "note", NULL, false, NULL, &e) == 0);
 	ev_list *l = ev_list_new();
 	T_CHECK(rbk_pgstore_events(s, 0, collect, l, &e) == 0);
 	T_CHECK(l->n == 23);
@@ -682,13 +682,13 @@ static void test_events_and_chain(void)
 
 	/* Refused appends leave the chain as it was. */
 	memset(&e, 0, sizeof e);
-	T_CHECK(rbk_pgstore_append(s, r1, "", "k", NULL, NULL, &e) < 0 && strstr(e.msg, "empty actor"));
-	T_CHECK(rbk_pgstore_append(s, r1, "op", "a\nb", NULL, NULL, &e) < 0 && strstr(e.msg, "kind contains a newline"));
-	T_CHECK(rbk_pgstore_append(s, r1, "op", "k", "{bad", NULL, &e) < 0 && strstr(e.msg, "event data is not JSON"));
-	T_CHECK(rbk_pgstore_append(s, 999, "op", "k", NULL, NULL, &e) < 0);
+	T_CHECK(rbk_pgstore_append(s, r1, "", "k", NULL, false, NULL, &e) < 0 && strstr(e.msg, "empty actor"));
+	T_CHECK(rbk_pgstore_append(s, r1, "op", "a\nb", NULL, false, NULL, &e) < 0 && strstr(e.msg, "kind contains a newline"));
+	T_CHECK(rbk_pgstore_append(s, r1, "op", "k", "{bad", false, NULL, &e) < 0 && strstr(e.msg, "event data is not JSON"));
+	T_CHECK(rbk_pgstore_append(s, 999, "op", "k", NULL, false, NULL, &e) < 0);
 	T_CHECK(strstr(e.msg, "append event: run 999 does not exist") != NULL);
 	T_CHECK(rbk_pgstore_head(s, &head, hash, &e) == 0 && head == 23);
-	T_CHECK(rbk_pgstore_append(s, r1, "op", "k", NULL, &head, &e) == 0 && head == 24);
+	T_CHECK(rbk_pgstore_append(s, r1, "op", "k", NULL, false, &head, &e) == 0 && head == 24);
 
 	/* Append-only, unless someone disables the triggers on purpose. */
 	const char *why = NULL;
@@ -749,7 +749,7 @@ static void test_concurrent_appends(void)
 				for (int j = 0; j < batch; j++, k++) {
 					char data[64];
 					snprintf(data, sizeof data, "{\"p\":%d,\"k\":%d}", p, k);
-					if (rbk_pgstore_append(cs, runs[p], "op@h", "tick", data, NULL, &e) < 0) {
+					if (rbk_pgstore_append(cs, runs[p], "op@h", "tick", data, false, NULL, &e) < 0) {
 						printf("# child append: %s\n", e.msg);
 						fails++;
 					}
@@ -1063,7 +1063,7 @@ static void test_transactions(void)
 	T_CHECK(rbk_pgstore_begin(s, &e) == 0);
 	rbk_store_run_spec spec = spec_of("deploy", "op@h");
 	T_CHECK(rbk_pgstore_run_create(s, &spec, &run, &e) == 0 && run == 1);
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "step_started", NULL, NULL, &e) == 0);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "step_started", NULL, false, NULL, &e) == 0);
 	T_CHECK(rbk_pgstore_step_record(s, run, "a", 1, "started", 2, 0, &e) == 0);
 	memset(&e, 0, sizeof e);
 	T_CHECK(rbk_pgstore_run_get(other, run, &r, &e) < 0 && e.code == RBK_ERR_NONAME);
@@ -1075,7 +1075,7 @@ static void test_transactions(void)
 
 	/* Rolled back: gone, and the next append takes the same seq. */
 	T_CHECK(rbk_pgstore_begin(s, &e) == 0);
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, &head, &e) == 0 && head == 3);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, false, &head, &e) == 0 && head == 3);
 	rbk_pgstore_rollback(s);
 	T_CHECK(rbk_pgstore_head(other, &head, hash, &e) == 0 && head == 2);
 
@@ -1089,17 +1089,17 @@ static void test_transactions(void)
 	/* An error inside the caller's transaction discards all of it; later
 	 * calls and the commit say why. */
 	T_CHECK(rbk_pgstore_begin(s, &e) == 0);
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "kept?", NULL, NULL, &e) == 0);
-	T_CHECK(rbk_pgstore_append(s, 999, "op@h", "x", NULL, NULL, &e) < 0);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "kept?", NULL, false, NULL, &e) == 0);
+	T_CHECK(rbk_pgstore_append(s, 999, "op@h", "x", NULL, false, NULL, &e) < 0);
 	memset(&e, 0, sizeof e);
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, NULL, &e) < 0);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, false, NULL, &e) < 0);
 	T_CHECK(strstr(e.msg, "the transaction was rolled back after an earlier error") != NULL);
 	T_CHECK(strstr(e.msg, "run 999 does not exist") != NULL);
 	memset(&e, 0, sizeof e);
 	T_CHECK(rbk_pgstore_commit(s, &e) < 0 && strstr(e.msg, "rolled back after an earlier error"));
 	T_CHECK(rbk_pgstore_head(other, &head, hash, &e) == 0 && head == 2);
 	/* ...and the handle works again afterwards. */
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, &head, &e) == 0 && head == 3);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, false, &head, &e) == 0 && head == 3);
 
 	/* A statement first prepared in a rolled-back transaction stays
 	 * prepared. */
@@ -1113,7 +1113,7 @@ static void test_transactions(void)
 	rbk_free(v);
 	/* Walks inside the caller's transaction see its own writes. */
 	T_CHECK(rbk_pgstore_begin(s, &e) == 0);
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "in-tx", NULL, NULL, &e) == 0);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "in-tx", NULL, false, NULL, &e) == 0);
 	ev_list *l = ev_list_new();
 	T_CHECK(rbk_pgstore_events(s, run, collect, l, &e) == 0 && l->n == 4);
 	ev_list_del(l);
@@ -1149,7 +1149,7 @@ static rbk_pgstore *chain_of(const char *name, int events, char **url_out)
 	for (int i = 1; i < events; i++) {
 		char data[32];
 		snprintf(data, sizeof data, "{\"i\":%d}", i);
-		if (rbk_pgstore_append(s, run, "op@h", "tick", data, NULL, &e) < 0)
+		if (rbk_pgstore_append(s, run, "op@h", "tick", data, false, NULL, &e) < 0)
 			printf("# append: %s\n", e.msg);
 	}
 	return s;
@@ -1331,7 +1331,7 @@ static void test_connection_lost(void)
 	T_CHECK(strstr(e.msg, "connection lost") != NULL);
 	printf("# %s\n", e.msg);
 	memset(&e, 0, sizeof e);
-	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, NULL, &e) < 0 && e.code == RBK_ERR_STORE);
+	T_CHECK(rbk_pgstore_append(s, run, "op@h", "x", NULL, false, NULL, &e) < 0 && e.code == RBK_ERR_STORE);
 	rbk_pgstore_close(s);
 out:
 	rbk_free(url);
@@ -1361,7 +1361,7 @@ static void test_same_history_as_sqlite(void)
 		snprintf(data, sizeof data, "{\"state\":\"s%d\",\"n\":%d,\"ok\":%s,\"u\":\"\\u00e9\"}", i % 7, i,
 			 i % 2 ? "true" : "false");
 		int64_t ps = 0, qs = 0;
-		T_CHECK(rbk_pgstore_append(s, 1 + i % 2, "op@h", kinds[i % 5], data, &ps, &e) == 0);
+		T_CHECK(rbk_pgstore_append(s, 1 + i % 2, "op@h", kinds[i % 5], data, false, &ps, &e) == 0);
 		T_CHECK(rbk_store_append(q, 1 + i % 2, "op@h", kinds[i % 5], data, &qs, &e) == 0);
 		T_CHECK(ps == qs);
 	}

@@ -988,11 +988,32 @@ static void test_batch_commit_and_rollback(void)
 	int64_t count;
 	T_CHECK(verify(other, &count, NULL, 0) == 0 && count == 5);
 
+	/* Batches of two handles one after the other, and single appends
+	 * between them: each goes on from where the chain is, not from the
+	 * last event the handle itself appended. */
+	T_CHECK(rbk_store_begin(s, &e) == 0);
+	T_CHECK(append(s, r, "s1", "{}") == 6);
+	T_CHECK(append(s, r, "s2", "{}") == 7);
+	T_CHECK(rbk_store_commit(s, &e) == 0);
+	T_CHECK(append(other, r, "o1", "{}") == 8);
+	T_CHECK(rbk_store_begin(other, &e) == 0);
+	T_CHECK(append(other, r, "o2", "{}") == 9);
+	T_CHECK(rbk_store_commit(other, &e) == 0);
+	T_CHECK(append(s, r, "s3", "{}") == 10);
+	T_CHECK(rbk_store_begin(s, &e) == 0);
+	rbk_val m = rbk_val_map();
+	rbk_val_map_set(&m, "text", rbk_val_str("a \"quoted\"\nline"));
+	T_CHECK(rbk_store_append_val(s, r, "op@host", "val", &m, &seq, &e) == 0 && seq == 11);
+	rbk_val_free(&m);
+	T_CHECK(rbk_store_commit(s, &e) == 0);
+	T_CHECK(verify(other, &count, NULL, 0) == 0 && count == 11);
+	T_CHECK(raw_int(dir, "SELECT count(*) FROM events WHERE seq = 11 AND data = '{\"text\":\"a \\\"quoted\\\"\\nline\"}'") == 1);
+
 	/* Closing with a batch open discards it. */
 	T_CHECK(rbk_store_begin(s, &e) == 0);
 	append(s, r, "lost", "{}");
 	rbk_store_close(s);
-	T_CHECK(count_events(other, 0) == 5);
+	T_CHECK(count_events(other, 0) == 11);
 	rbk_store_close(other);
 	tmp_done();
 }

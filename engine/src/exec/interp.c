@@ -207,12 +207,29 @@ static void step_end_after_barrier(rbk_ui *ui, int64_t run, const char *state, b
 	step_end_shown.set = true;
 }
 
+/* Write the state a run's transitions moved it to into its row (each
+ * transition would rewrite the row; only the last one before a commit is
+ * ever seen, since nothing reads a run's row inside its own transaction). */
+static int flush_state(rbk_interp *ip, rbk_err *err)
+{
+	if (!ip->pending_run)
+		return 0;
+	int64_t id = ip->pending_run;
+	ip->pending_run = 0;
+	return rbk_store_run_set(ip->store, id, NULL, ip->pending_state, err);
+}
+
 /* Make everything recorded so far durable. */
 static int barrier(run *r, rbk_err *err)
 {
 	if (!r->ip->tx_open) {
 		show_step_end(true);
 		return 0;
+	}
+	if (flush_state(r->ip, err) < 0) {
+		r->ip->tx_open = false;
+		show_step_end(false);
+		return -1;
 	}
 	r->ip->tx_open = false;
 	rbk_crash_point("result.before_commit");
@@ -246,20 +263,29 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 	int64_t seq = 0;
 	if (rc == 0) {
 		rbk_val rec = recorded(r, kind, &data);
-		char *json = rbk_json_encode(&rec);
+		rc = rbk_store_append_val(r->ip->store, r->id, r->ip->actor, kind, &rec, &seq, err);
 		rbk_val_free(&rec);
-		rc = rbk_store_append(r->ip->store, r->id, r->ip->actor, kind, json, &seq, err);
-		rbk_free(json);
 	}
 	bool started = !strcmp(kind, "step_started"), finished = !strcmp(kind, "step_finished");
 	if (rc == 0 && (started || finished))
 		rc = rbk_store_step_record(r->ip->store, r->id, str_in(&data, "state"), (int)int_in(&data, "attempt"),
 					   started ? "running" : str_in(&data, "status"), started ? seq : 0,
 					   finished ? seq : 0, err);
-	if (rc == 0 && (!strcmp(kind, "run_status") || !strcmp(kind, "run_finished") || !strcmp(kind, "transition") ||
-			!strcmp(kind, "run_started")))
-		rc = rbk_store_run_set(r->ip->store, r->id, str_in(&data, "status"),
-				       !strcmp(kind, "transition") ? str_in(&data, "to") : str_in(&data, "start"), err);
+	const char *to = !strcmp(kind, "transition") ? str_in(&data, "to") : NULL;
+	if (rc == 0 && to && (r->ip->pending_run == r->id || !r->ip->pending_run || flush_state(r->ip, err) == 0) &&
+	    strlen(to) < sizeof r->ip->pending_state) {
+		r->ip->pending_run = r->id;
+		snprintf(r->ip->pending_state, sizeof r->ip->pending_state, "%s", to);
+	} else if (rc == 0 && (to || !strcmp(kind, "run_status") || !strcmp(kind, "run_finished") ||
+			       !strcmp(kind, "run_started"))) {
+		/* The row's status changes now, with the state pending, if any. */
+		const char *state = to ? to : str_in(&data, "start");
+		if (!state && r->ip->pending_run == r->id) {
+			r->ip->pending_run = 0;
+			state = r->ip->pending_state;
+		}
+		rc = rbk_store_run_set(r->ip->store, r->id, str_in(&data, "status"), state, err);
+	}
 	if (rc == 0) {
 		/* Recorded masked; for the guards that read it, an output that
 		 * holds a secret is a secret. */
@@ -966,6 +992,7 @@ static int start_run(run *r, rbk_err *err)
  * a called run shares its caller's transaction). */
 static void drop_uncommitted(rbk_interp *ip)
 {
+	ip->pending_run = 0;
 	if (ip->tx_open) {
 		rbk_store_rollback(ip->store);
 		ip->tx_open = false;

@@ -34,6 +34,10 @@ typedef struct {
 	bool enqueue;	   /* create runs "queued" for an agent, and stop there */
 	int64_t lease_ms;  /* 0: RBK_LEASE_DEFAULT_MS */
 	bool agent;	   /* executing for rbk agent: a stop hands the run back to the queue */
+	/* A run's current state, moved by transitions and written to its row
+	 * once, before the transaction commits (interp.c). */
+	int64_t pending_run;
+	char pending_state[128];
 } rbk_interp;
 
 typedef struct {

@@ -1045,12 +1045,12 @@ static int append_tx(rbk_pgstore *s, int64_t run_id, const char *actor, const ch
 }
 
 int rbk_pgstore_append(rbk_pgstore *s, int64_t run_id, const char *actor, const char *kind, const char *data_json,
-		       int64_t *out_seq, rbk_err *err)
+		       bool is_json, int64_t *out_seq, rbk_err *err)
 {
 	const char *op = "append event";
 	const char *data = data_json ? data_json : "{}";
 	if (check_line(s, "actor", actor, op, err) < 0 || check_line(s, "kind", kind, op, err) < 0 ||
-	    check_json(s, "event data", data, op, NULL, err) < 0)
+	    (!is_json && check_json(s, "event data", data, op, NULL, err) < 0))
 		return -1;
 	int own;
 	if (op_begin(s, &own, op, err) < 0)

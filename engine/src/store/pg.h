@@ -28,6 +28,7 @@
 #ifndef RBK_STORE_PG_H
 #define RBK_STORE_PG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,7 +63,7 @@ int rbk_pgstore_run_get(rbk_pgstore *s, int64_t id, rbk_store_run *out, rbk_err 
 int rbk_pgstore_source(rbk_pgstore *s, const char *sha256, char **bytes, size_t *len, rbk_err *err);
 
 int rbk_pgstore_append(rbk_pgstore *s, int64_t run_id, const char *actor, const char *kind,
-		       const char *data_json, int64_t *out_seq, rbk_err *err);
+		       const char *data_json, bool is_json, int64_t *out_seq, rbk_err *err);
 /* Walks read in batches through a cursor (constant memory), inside the
  * caller's transaction or one of their own; fn may read the store. */
 int rbk_pgstore_events(rbk_pgstore *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),

@@ -7,6 +7,7 @@
 #define RBK_STORE_SQLITE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -40,7 +41,7 @@ int rbk_sqlite_run_get(rbk_sqlite *s, int64_t id, rbk_store_run *out, rbk_err *e
 int rbk_sqlite_source(rbk_sqlite *s, const char *sha256, char **bytes, size_t *len, rbk_err *err);
 
 int rbk_sqlite_append(rbk_sqlite *s, int64_t run_id, const char *actor, const char *kind,
-		       const char *data_json, int64_t *out_seq, rbk_err *err);
+		       const char *data_json, bool is_json, int64_t *out_seq, rbk_err *err);
 int rbk_sqlite_events(rbk_sqlite *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev),
 		       void *ctx, rbk_err *err);
 int rbk_sqlite_events_after(rbk_sqlite *s, int64_t run_id, int64_t after_seq,

@@ -10,6 +10,7 @@
 #include "base/dirlist.h"
 #include "base/mem.h"
 #include "base/module.h"
+#include "lang/json.h"
 #include "store/pg.h"
 #include "store/sqlite.h"
 
@@ -162,7 +163,19 @@ int rbk_store_source(rbk_store *s, const char *sha256, char **bytes, size_t *len
 
 int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const char *data_json, int64_t *out_seq, rbk_err *err)
 {
-	return s->pg ? PG(append)(s->pg, run_id, actor, kind, data_json, out_seq, err) : rbk_sqlite_append(s->lite, run_id, actor, kind, data_json, out_seq, err);
+	return s->pg ? PG(append)(s->pg, run_id, actor, kind, data_json, false, out_seq, err)
+		     : rbk_sqlite_append(s->lite, run_id, actor, kind, data_json, false, out_seq, err);
+}
+
+int rbk_store_append_val(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const rbk_val *data,
+			 int64_t *out_seq, rbk_err *err)
+{
+	/* Encoded here, so known to be JSON: not parsed again to check it. */
+	char *json = rbk_json_encode(data);
+	int rc = s->pg ? PG(append)(s->pg, run_id, actor, kind, json, true, out_seq, err)
+		       : rbk_sqlite_append(s->lite, run_id, actor, kind, json, true, out_seq, err);
+	rbk_free(json);
+	return rc;
 }
 
 int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "lang/value.h"
 
 typedef struct rbk_store rbk_store;
 
@@ -129,6 +130,9 @@ int rbk_store_source(rbk_store *s, const char *sha256, char **bytes, size_t *len
  * data_json: JSON (NULL = {}). */
 int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char *kind,
 		     const char *data_json, int64_t *out_seq, rbk_err *err);
+/* The same, data a value (a map) the store encodes as JSON itself. */
+int rbk_store_append_val(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const rbk_val *data,
+			 int64_t *out_seq, rbk_err *err);
 
 typedef struct {
 	int64_t seq, run_id;
