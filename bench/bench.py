@@ -692,6 +692,9 @@ def snapshot():
         os.makedirs(os.path.join(b, "plugins"))
         try:
             shutil.copy2(BUILT_RBK, os.path.join(b, "rbk"))
+            mods = os.path.join(os.path.dirname(BUILT_RBK), "modules")
+            if os.path.isdir(mods):  # its modules, found beside it
+                shutil.copytree(mods, os.path.join(b, "modules"))
             for f in os.listdir(BUILT_PLUGINS):
                 if f.startswith("rbk-") and f.endswith(".so"):
                     shutil.copy2(os.path.join(BUILT_PLUGINS, f), os.path.join(b, "plugins", f))

@@ -44,6 +44,10 @@ def private_binary(src):
             p = subprocess.run([dst + ".new", "--version"], capture_output=True, text=True, timeout=30)
             if p.returncode == 0 and p.stdout.startswith("rbk "):
                 os.replace(dst + ".new", dst)
+                # and its modules, found beside it (base/module.h)
+                mods = os.path.join(os.path.dirname(os.path.abspath(src)), "modules")
+                if os.path.isdir(mods):
+                    shutil.copytree(mods, os.path.join(TMP, "modules"), dirs_exist_ok=True)
                 return dst
         except (OSError, subprocess.SubprocessError):
             pass

@@ -874,6 +874,9 @@ def main():
     os.makedirs(snap, exist_ok=True)
     cfg.rbk = os.path.join(snap, "rbk")
     shutil.copy2(given, cfg.rbk)
+    mods = os.path.join(os.path.dirname(os.path.abspath(given)), "modules")
+    if os.path.isdir(mods):  # its modules, found beside it
+        shutil.copytree(mods, os.path.join(snap, "modules"), dirs_exist_ok=True)
     dirs = []
     for i, d in enumerate(p for p in cfg.plugin_path.split(":") if p):
         dst = os.path.join(snap, f"plugins{i}")

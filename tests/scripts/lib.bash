@@ -97,6 +97,7 @@ reachable() {
 	as_user "$1" test -x "$RBK" && return 0
 	local d=$TMP/tree p i=0 path=
 	mkdir -p "$d" && chmod 755 "$TMP" "$d" && cp "$RBK" "$d/rbk" || return 1
+	[ -d "$(dirname "$RBK")/modules" ] && cp -r "$(dirname "$RBK")/modules" "$d/modules"
 	IFS=: read -ra dirs <<<"${RBK_PLUGIN_PATH:-$RBK_ROOT/build/plugins}"
 	for p in "${dirs[@]}"; do
 		[ -d "$p" ] && cp -r "$p" "$d/plugins$i" && path+="${path:+:}$d/plugins$i"
