@@ -5,12 +5,15 @@ Prints a table and writes bench/results.md (with the machine's description).
 Every figure is measured and reported, never asserted: this script exits 0
 whatever the figures are, and a peer that is missing is reported as
 "peer unavailable". The targets are rbk's performance goals, stated in
-each row's "goal" column and in bench/results.md's header: a shell step
-within 1.5x of bash and at least 100x cheaper than an ansible task, pure
-states at least as fast as aws-local-stepfunctions in memory, history and
-log interactive on a 1M-event store, verify at 200k events/s or more, a
-run's memory under 16 MiB; on PostgreSQL, throughput that grows with
-agents, reported beside SQLite.
+each row's "goal" column and in bench/results.md's header (docs/performance.md
+says why they are what they are and where the time goes): a shell step
+within 1.5x of bash and at least 100x cheaper than an ansible task; from
+`rbk run` to its first action within 3x a bare launch of that action; pure
+states twice as fast as aws-local-stepfunctions in memory, with rbk's whole
+process and durable record counted; history and log interactive on a
+1M-event store, verify at 200k events/s or more, a run's memory under 16
+MiB; on PostgreSQL, throughput that grows with agents, reported beside
+SQLite.
 
 Environment: RBK (default build/rbk), ASL_PREFIX (the npm prefix of
 aws-local-stepfunctions, default ~/.cache/rbk-bench), BENCH_CACHE (default
@@ -357,15 +360,33 @@ def bench_first_action():
         q = subprocess.run(["/bin/date", "+%s%N"], capture_output=True, text=True)
         base.append((int(q.stdout) - t0) / 1e9)
     if not lat:
-        rows.append(("rbk run -> first action (10 states)", "n/a", "", "", "<= 10 ms", "not measured"))
+        rows.append(("rbk run -> first action (10 states)", "n/a", "", "", "<= 3x a bare launch", "not measured"))
         return
     m, b = statistics.median(lat), statistics.median(base)
     raw.append(f"launch -> first action's timestamp, rbk run of 10 states: median {ms(m)} "
                f"(min {ms(min(lat))}, max {ms(max(lat))}, n={len(lat)})")
-    raw.append(f"launch -> timestamp of the same /bin/date started directly: median {ms(b)} (n={len(base)})")
+    raw.append(f"launch -> timestamp of the same /bin/date started directly: median {ms(b)} "
+               f"(min {ms(min(base))}, max {ms(max(base))}, n={len(base)})")
     rows.append(("rbk run -> first action starts (10-state runbook, existing store)",
-                 f"{ms(m - b)} net ({ms(m)} raw)", f"direct launch of the action {ms(b)}", "",
-                 "<= 10 ms", verdict(m - b <= 0.010)))
+                 f"{ms(m)} (min {ms(min(lat))}, max {ms(max(lat))})",
+                 f"the action launched directly {ms(b)} (min {ms(min(base))}, max {ms(max(base))})",
+                 f"rbk/direct {m / b:.1f}", "<= 3x a bare launch", verdict(m <= 3 * b)))
+    # Where the time goes: each command below does what the one before did,
+    # and more; the differences are the parts' costs.
+    n = 5 if QUICK else 20
+    parts = [("exec of a program (/bin/true)", ["/bin/true"]),
+             ("exec of rbk and its libraries (rbk --version)", [RBK, "--version"]),
+             ("+ the runbook read and checked (rbk validate)", [RBK, "validate", "-q", rb]),
+             ("+ store, run record, plugin, worker, first program (rbk run -> first action)", None)]
+    prev, lines = 0.0, []
+    for label, argv in parts:
+        r = timeit("start " + label, argv, e, n, 3) if argv else {"median": m - b}
+        if not r:
+            break
+        t = r["median"]
+        lines.append(f"{label}: {ms(t)} (+{ms(max(t - prev, 0))})")
+        prev = t
+    raw.append("start-up, where the time goes (medians; each line adds to the one before): " + "; ".join(lines))
 
 
 def descendants(pid):
@@ -440,7 +461,7 @@ def bench_resume():
                f"to its first action median {ms(statistics.median(to_first) if to_first else None)}")
     rows.append(("rbk resume after SIGKILL: to first action / to completion (11 steps left)",
                  f"{ms(statistics.median(to_first) if to_first else None)} / {ms(statistics.median(to_end))}", "", "",
-                 "(no goal; cf. first action <= 10 ms)", ""))
+                 "(no goal; cf. first action)", ""))
 
 
 def _is_sleep(pid):
@@ -749,9 +770,10 @@ def main():
     md = ["# rbk benchmarks (`make bench`)", "",
           "Measured side by side in one run; reported, never asserted. Each row states its goal: "
           "the engine's cost should vanish next to the commands it runs (a shell step within 1.5x of bash, "
-          "at least 100x cheaper than an ansible task), pure states faster than an in-memory peer, "
-          "the record interactive at a million events; on a shared PostgreSQL store, throughput that "
-          "grows with agents. "
+          "at least 100x cheaper than an ansible task; the first action within 3x a bare launch of it), "
+          "pure states twice as fast as an in-memory peer with rbk's whole process and durable record "
+          "counted, the record interactive at a million events; on a shared PostgreSQL store, throughput "
+          "that grows with agents. docs/performance.md says why, and where the time goes. "
           "Timings are medians (hyperfine, or own repetition); \"cpu\" is user+system time. "
           "Per-step figures subtract an empty run of the same tool (process start, store open), "
           "so they are each tool's marginal cost of one step.", "",
