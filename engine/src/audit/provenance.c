@@ -177,9 +177,14 @@ void rbk_prov_git(const char *file, const char *home, rbk_val *out)
 	__typeof__(&rbk_gitrepo_facts) facts = FN(facts, &e);
 	if (facts) {
 		facts(file, out);
+		/* Kept only when nothing changed meanwhile (libgit2 itself may
+		 * rewrite the index): the facts are then those of the key. */
 		const rbk_val *g = rbk_val_map_get(out, "git");
-		if (cached && g && g->t == RBK_V_MAP)
+		rbk_buf after = {0};
+		if (cached && g && g->t == RBK_V_MAP && cache_key(abs, top, &after) && after.len == key.len &&
+		    !memcmp(after.s, key.s, key.len))
 			cache_put(home, cached, &key, g);
+		rbk_buf_free(&after);
 	} else {
 		/* Said in the record rather than left out: an auditor sees why. */
 		rbk_val g = rbk_val_map();
