@@ -33,7 +33,12 @@ want() { # want COMMIT BRANCH TRACKED DIRTY
 c, b, tr, d = sys.argv[1:]
 print(json.dumps({"commit": c, "branch": b, "path": "rb.yaml", "tracked": tr == "true", "dirty": d == "true"}, sort_keys=True))' "$@"
 }
-nolib=(RBK_MODULE_PATH=$TMP/no-modules)
+# Modules without rbk-gitrepo.so (the store's own module stays).
+mkdir -p "$TMP/no-git"
+for m in "$(dirname "$RBK")"/modules/rbk-*.so; do
+	[[ $m == */rbk-gitrepo.so ]] || ln -s "$m" "$TMP/no-git/"
+done
+nolib=(RBK_MODULE_PATH=$TMP/no-git)
 
 cp "$RBK_ROOT/tests/fixtures/valid/minimal.yaml" "$TMP/outside.yaml"
 "$RBK" run "$TMP/outside.yaml" >/dev/null 2>&1
