@@ -376,7 +376,7 @@ def bench_first_action():
     n = 5 if QUICK else 20
     parts = [("exec of a program (/bin/true)", ["/bin/true"]),
              ("exec of rbk and its libraries (rbk --version)", [RBK, "--version"]),
-             ("+ the runbook read and checked (rbk validate)", [RBK, "validate", "-q", rb]),
+             ("+ the runbook read and checked, its plugin loaded and tried in a child (rbk validate)", [RBK, "validate", "-q", rb]),
              ("+ store, run record, plugin, worker, first program (rbk run -> first action)", None)]
     prev, lines = 0.0, []
     for label, argv in parts:
