@@ -141,12 +141,16 @@ static int spawned(void *arg)
 	return 0;
 }
 
-/* argv[0] as execvp finds it: a name without '/' is looked for on PATH. */
-static char *find_program(const char *name)
+/* argv[0] as execvp finds it: a name without '/' is looked for on the
+ * PATH of the program's environment envp (the step's env: may set it). */
+static char *find_program(const char *name, char **envp)
 {
 	if (strchr(name, '/'))
 		return strdup(name);
-	const char *path = getenv("PATH");
+	const char *path = NULL;
+	for (size_t i = 0; envp && envp[i] && !path; i++)
+		if (!strncmp(envp[i], "PATH=", 5))
+			path = envp[i] + 5;
 	if (!path || !*path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	for (const char *p = path; *p;) {
@@ -298,8 +302,8 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 		free(argvv);
 		return 1;
 	}
-	sc.path = find_program(argvv[0]);
 	sc.envp = build_env(args);
+	sc.path = sc.envp ? find_program(argvv[0], sc.envp) : NULL;
 	sc.argv = argvv;
 	sc.cwd = rbk_arg_string(args, "cwd");
 	sc.in = pin[0];

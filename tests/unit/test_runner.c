@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static rbk_registry *reg;
@@ -194,6 +195,38 @@ static void test_shell_stdin_and_cwd(void)
 	rbk_runner_result_free(&r);
 }
 
+/* A name without '/' is found on the PATH the step's env: gives, as
+ * execvp would after the variables are set; the other variables reach the
+ * program, the engine's own (RBK_IDEMPOTENCY_KEY) too. */
+static void test_shell_env_and_path(void)
+{
+	char dir[] = "/tmp/rbk-test-path-XXXXXX";
+	T_CHECK(mkdtemp(dir) != NULL);
+	char *tool = rbk_xasprintf("%s/only-here", dir);
+	FILE *f = fopen(tool, "w");
+	T_CHECK(f != NULL);
+	if (f) {
+		fputs("#!/bin/sh\necho \"found $GREETING $RBK_IDEMPOTENCY_KEY\"\n", f);
+		fclose(f);
+	}
+	chmod(tool, 0755);
+	rbk_val m = argv_of("only-here", NULL, NULL);
+	rbk_val env = rbk_val_map();
+	char *path = rbk_xasprintf("%s:/usr/bin:/bin", dir);
+	rbk_val_map_set(&env, "PATH", rbk_val_str(path));
+	rbk_val_map_set(&env, "GREETING", rbk_val_str("hello"));
+	rbk_val_map_set(&m, "env", env);
+	rbk_runner_result r = run("shell.exec", m, 5000);
+	T_CHECK(r.ok);
+	const rbk_val *out = rbk_val_map_get(&r.outputs, "stdout");
+	T_CHECK(out && !strncmp(out->u.s.s, "found hello ", 12));
+	rbk_runner_result_free(&r);
+	unlink(tool);
+	rmdir(dir);
+	rbk_free(path);
+	rbk_free(tool);
+}
+
 int main(void)
 {
 	rbk_diag d = {0};
@@ -218,6 +251,7 @@ int main(void)
 	T_RUN(test_shell_timeout_kills_group);
 	T_RUN(test_shell_output_limit);
 	T_RUN(test_shell_stdin_and_cwd);
+	T_RUN(test_shell_env_and_path);
 	rbk_reg_free(reg);
 	return T_DONE();
 }
