@@ -190,6 +190,19 @@ else
 	t $? "in a home shared by a group (2770), owners/ and its locks are the group's (2770, 660)" \
 		"$(ls -la "$RBK_HOME" "$RBK_HOME/owners" | tr '\n' ' ')"
 fi
+# A lock file left 0600 (its creator was killed between creating it and
+# setting its mode): the next command of its owner mends it, and another
+# member of the group can answer the run.
+new
+r root run "$FX/approval.yaml" -p ledger="$L"
+id=$(ls "$RBK_HOME/owners/" | sed -n 's/^\([0-9]*\)\.lock$/\1/p' | head -1)
+chmod 600 "$RBK_HOME/owners/$id.lock"
+r root resume "$id"
+m=$(mode "$RBK_HOME/owners/$id.lock")
+r rbk-bob approve "$id"
+[[ $m == 660 && $RC == 0 ]]
+t $? "a lock file left 0600 by a killed process is mended (660) by its owner's next command; then another member answers" \
+	"mode after the resume: $m; bob: $(why)"
 P=$TMP/personal
 fresh_store
 mkdir -m 700 "$P"

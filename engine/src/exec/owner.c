@@ -33,13 +33,18 @@ static char *lock_path(const char *home, int64_t run)
 static int open_lock(const char *home, int64_t run, rbk_err *err)
 {
 	char *path = lock_path(home, run);
+	mode_t want = (home_mode(home) & 0666) | 0600;
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		if (fchmod(fd, (home_mode(home) & 0666) | 0600) < 0) {
-			/* stays 0600 */
-		}
-	} else if (errno == EEXIST)
+	if (fd < 0 && errno == EEXIST)
 		fd = open(path, O_RDWR | O_CLOEXEC);
+	/* Its mode follows the home's (the umask would narrow it). Set again
+	 * on every open: a process killed between creating the file and
+	 * setting its mode left it 0600, which its owner's next process mends
+	 * for the others of the group. */
+	struct stat sb;
+	if (fd >= 0 && fstat(fd, &sb) == 0 && (sb.st_mode & 07777) != want && fchmod(fd, want) < 0) {
+		/* not the file's owner: it keeps its mode */
+	}
 	if (fd < 0)
 		rbk_err_set(err, -1, "cannot open %s: %s", path, strerror(errno));
 	rbk_free(path);
