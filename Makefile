@@ -113,7 +113,8 @@ build/vg/tests/%: tests/unit/%.c tests/unit/t.h $(OBJ_LIB) $(MODULE_SO)
 	  $(if $(UNIT_MODULE_$*),build/modules/rbk-$(UNIT_MODULE_$*).so $(RPATH_UP2) $(MODULE_LIBS_$(UNIT_MODULE_$*))) $(LDLIBS)
 
 valgrind: all $(VG_BIN) $(TEST_PLUGIN_SO)
-	@tests/valgrind/run.sh
+	@eval "$$(tests/pg/cluster.sh)" && trap 'tests/pg/cluster.sh stop "$$RBK_TEST_PG_DIR"' EXIT INT TERM HUP && \
+	  tests/valgrind/run.sh
 
 # The fuzz targets, replaying the kept corpus under the test build (no libFuzzer).
 build/san/fuzz/%: tests/fuzz/%.c tests/fuzz/driver.c $(SAN_LIB)
