@@ -21,8 +21,12 @@ static mode_t home_mode(const char *home)
 static char *lock_path(const char *home, int64_t run)
 {
 	char *dir = rbk_xasprintf("%s/owners", home);
-	if (mkdir(dir, 0700) == 0 && chmod(dir, home_mode(home) | 0700) < 0) {
-		/* stays 0700: usable by its owner */
+	/* Its mode set on every use, as the lock files' (open_lock): a process
+	 * killed between mkdir and chmod left it 0700. */
+	struct stat sb;
+	mode_t want = home_mode(home) | 0700;
+	if ((mkdir(dir, 0700) == 0 || (stat(dir, &sb) == 0 && (sb.st_mode & 07777) != want)) && chmod(dir, want) < 0) {
+		/* not its owner: it keeps its mode */
 	}
 	rbk_free(dir);
 	if (run < 0)
