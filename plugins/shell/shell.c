@@ -203,6 +203,15 @@ static char **build_env(const rbk_value *args)
 	return v;
 }
 
+static void close_pipes(int in[2], int out[2], int err[2])
+{
+	int *p[] = {in, out, err};
+	for (int i = 0; i < 3; i++) {
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+}
+
 static void free_env(char **v)
 {
 	for (size_t i = 0; v && v[i]; i++)
@@ -329,12 +338,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 	if (pid < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		host->set_error(call, "cannot start the program: %s", strerror(spawn_errno));
-		close(pin[0]);
-		close(pin[1]);
-		close(pout[0]);
-		close(pout[1]);
-		close(perr[0]);
-		close(perr[1]);
+		close_pipes(pin, pout, perr);
 		return 1;
 	}
 	/* The host kills the program's group with the action, even when rbk
@@ -342,12 +346,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 	if (RBK_HOST_HAS(host, add_process_group) && host->add_process_group(call, pid) != 0) {
 		kill(-pid, SIGKILL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(pin[0]);
-		close(pin[1]);
-		close(pout[0]);
-		close(pout[1]);
-		close(perr[0]);
-		close(perr[1]);
+		close_pipes(pin, pout, perr);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		host->set_error(call, "cannot track the program's process group");

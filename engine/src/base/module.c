@@ -17,20 +17,20 @@ static struct {
 } loaded[MAX_MODULES];
 static int nloaded;
 
-static char *search_path(void)
+char *rbk_module_search_path(const char *env, const char *kind)
 {
-	const char *env = getenv("RBK_MODULE_PATH");
-	if (env && *env)
-		return rbk_xstrdup(env);
+	const char *v = getenv(env);
+	if (v && *v)
+		return rbk_xstrdup(v);
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n <= 0)
-		return rbk_xstrdup("./modules");
+		return rbk_xasprintf("./%s", kind);
 	exe[n] = '\0';
 	char *slash = strrchr(exe, '/');
 	if (slash)
 		*slash = '\0';
-	return rbk_xasprintf("%s/modules:%s/../modules:%s/../lib/rbk/modules", exe, exe, exe);
+	return rbk_xasprintf("%s/%s:%s/../%s:%s/../lib/rbk/%s", exe, kind, exe, kind, exe, kind);
 }
 
 static void *load(const char *name, const char *what, rbk_err *err)
@@ -38,7 +38,7 @@ static void *load(const char *name, const char *what, rbk_err *err)
 	for (int i = 0; i < nloaded; i++)
 		if (!strcmp(loaded[i].name, name))
 			return loaded[i].handle;
-	char *path = search_path();
+	char *path = rbk_module_search_path("RBK_MODULE_PATH", "modules");
 	void *h = NULL;
 	rbk_buf why = {0};
 	for (char *dir = path, *end; dir && !h; dir = end ? end + 1 : NULL) {

@@ -13,6 +13,11 @@
 
 #include "base/err.h"
 
+/* A search path for the program's companion files: the value of env when
+ * set and not empty, else EXE_DIR/kind:EXE_DIR/../kind:EXE_DIR/../lib/rbk/kind
+ * (./kind when the program's file cannot be found). Freed by the caller. */
+char *rbk_module_search_path(const char *env, const char *kind);
+
 /* The address of symbol in module name, loading the module if need be;
  * NULL with err (err->code RBK_ERR_GENERIC) naming what is missing. what
  * names, for messages, what the module is for ("the PostgreSQL store"). */

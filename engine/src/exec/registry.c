@@ -2,6 +2,7 @@
 #include "exec/registry.h"
 #include "base/dirlist.h"
 #include "base/mem.h"
+#include "base/module.h"
 #include "runbook/model.h"
 #include "exec/procs.h"
 #include "lang/regex.h"
@@ -48,21 +49,7 @@ const char *rbk_reg_type_name(rbk_type t)
 	return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
-char *rbk_reg_default_path(void)
-{
-	const char *env = getenv("RBK_PLUGIN_PATH");
-	if (env && *env)
-		return rbk_xstrdup(env);
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n <= 0)
-		return rbk_xstrdup("./plugins");
-	exe[n] = '\0';
-	char *slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	return rbk_xasprintf("%s/plugins:%s/../plugins:%s/../lib/rbk/plugins", exe, exe, exe);
-}
+char *rbk_reg_default_path(void) { return rbk_module_search_path("RBK_PLUGIN_PATH", "plugins"); }
 
 /* Changes whenever an action's address may have: a plugin loaded, a
  * registry made or freed. */
