@@ -76,6 +76,14 @@ def open_db(home, missing_ok=False):
     return storedb.connect(home, timeout=10, missing_ok=missing_ok, store=HOME_STORE.get(home))
 
 
+def unbatch(kind, data):
+    """An event as rows give it (bytes) -> [(kind, data)] as readers of the
+    timeline see it: a batch of pure events is the events it holds."""
+    if kind != b"batch":
+        return [(kind.decode(), json.loads(data))]
+    return [(e["kind"], e["data"]) for e in json.loads(data)["events"]]
+
+
 def open_chain(home):
     """home's store for chain.py (text as bytes)."""
     return chain.connect(os.path.join(home, "rbk.db"), HOME_STORE.get(home))
@@ -850,12 +858,13 @@ def reports(stores):
         p = rbk(["report", str(r["id"]), "--html", "-o", f], s.home)
         html = open(f, encoding="utf-8", errors="replace").read() if os.path.exists(f) else ""
         db = open_chain(s.home)
-        evs = db.execute("SELECT at, kind FROM events WHERE run_id=? ORDER BY seq", (r["id"],)).fetchall()
+        evs = [(at.decode(), k) for at, kind, data in
+               db.execute("SELECT at, kind, data FROM events WHERE run_id=? ORDER BY seq", (r["id"],)).fetchall()
+               for k, _ in unbatch(kind, data)]
         db.close()
         missing = []
         pos = 0
         for at, kind in evs:
-            at, kind = at.decode(), kind.decode()
             line = re.compile(re.escape(f"{at[:10]} {at[11:23]}") + r"\s+" + re.escape(kind) + r"\b")
             m = line.search(html, pos)
             if not m:
@@ -958,8 +967,8 @@ def logs(stores):
             except ValueError as e:
                 bad.append(f"{sname} run {r['id']}: a line is not JSON ({e})")
                 continue
-            want = [dict(seq=q, run=ri, at=a.decode(), actor=ac.decode(), kind=k.decode(), data=json.loads(d), hash=h.decode())
-                    for q, ri, a, ac, k, d, h in rows]
+            want = [dict(seq=q, run=ri, at=a.decode(), actor=ac.decode(), kind=k2, data=d2, hash=h.decode())
+                    for q, ri, a, ac, k, d, h in rows for k2, d2 in unbatch(k, d)]
             got = [{k: o.get(k) for k in ("seq", "run", "at", "actor", "kind", "data", "hash")} if isinstance(o, dict) else o
                    for o in objs]
             if got != want:

@@ -28,7 +28,7 @@ tests that tamper with the chain.
 """
 import itertools, json, os, re, sqlite3, subprocess
 
-__all__ = ["connect", "Error", "is_pg", "url", "unprotect", "fresh_store", "drop_store"]
+__all__ = ["connect", "Error", "is_pg", "url", "unprotect", "fresh_store", "drop_store", "timeline"]
 
 
 class Error(Exception):
@@ -92,6 +92,21 @@ def drop_store(store):
     m = re.search(r"search_path%3D([A-Za-z0-9_]+)", store or "")
     if m and os.environ.get("RBK_TEST_PG"):
         PgStore(os.environ["RBK_TEST_PG"]).execute(f'DROP SCHEMA IF EXISTS "{m[1]}" CASCADE')
+
+
+def timeline(db, run=None):
+    """A run's events (every run's when run is None) as rbk log shows them:
+    (seq, run_id, at, kind, data as a dict), each batch event of pure events
+    (kind "batch") unpacked into the events it holds, which share its seq."""
+    q = "select seq, run_id, at, kind, data from events" + (" where run_id=?" if run else "") + " order by seq"
+    out = []
+    for seq, rid, at, kind, data in db.execute(q, (run,) if run else ()):
+        d = json.loads(data)
+        if kind == "batch":
+            out += [(seq, rid, at, e["kind"], e["data"]) for e in d["events"]]
+        else:
+            out.append((seq, rid, at, kind, d))
+    return out
 
 
 def unprotect(db):

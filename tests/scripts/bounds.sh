@@ -34,7 +34,7 @@ q() {
 import json, storedb, sys
 db = storedb.connect(timeout=10)
 run = int(sys.argv[1])
-ev = [(k, json.loads(d)) for k, d in db.execute("SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run,))]
+ev = [(k, d) for (_, _, _, k, d) in storedb.timeline(db, run)]
 n = sum(1 for k, _ in ev if k == "transition")
 fin = [d for k, d in ev if k in ("run_status", "run_finished")]
 st = fin[-1]["status"] if fin else None

@@ -33,10 +33,13 @@ python3 - "$id" <<'PY'
 import json, storedb, sys
 db = storedb.connect()
 storedb.unprotect(db)
-seq, data = db.execute("SELECT seq, data FROM events WHERE run_id=? AND kind='transition' ORDER BY seq LIMIT 1", (int(sys.argv[1]),)).fetchone()
-d = json.loads(data)
+# The first transition, an event of its own or one held in a batch event.
+seq = [s for (s, _, _, k, _) in storedb.timeline(db, int(sys.argv[1])) if k == "transition"][0]
+kind, data = db.execute("SELECT kind, data FROM events WHERE seq=?", (seq,)).fetchone()
+whole = json.loads(data)
+d = whole if kind == "transition" else [e["data"] for e in whole["events"] if e["kind"] == "transition"][0]
 d["to"] = d["from"] if d["to"] != d["from"] else "elsewhere"
-db.execute("UPDATE events SET data=? WHERE seq=?", (json.dumps(d, separators=(",", ":")), seq))
+db.execute("UPDATE events SET data=? WHERE seq=?", (json.dumps(whole, separators=(",", ":")), seq))
 db.commit()
 print(seq)
 PY

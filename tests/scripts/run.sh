@@ -21,9 +21,7 @@ def rows(sql, *a): return [list(r) for r in db.execute(sql, a)] if db else []
 def nruns(): return one("select count(*) from runs") or 0
 def status(run=1): return one("select status from runs where id=?", run)
 def ev(kind, run=None):
-    if not db: return []
-    q = "select data from events where kind=?" + (" and run_id=?" if run else "") + " order by seq"
-    return [json.loads(d) for (d,) in db.execute(q, (kind, run) if run else (kind,))]
+    return [d for (_, _, _, k, d) in storedb.timeline(db, run) if k == kind] if db else []
 def fin(run=1):
     e = ev("run_finished", run)
     return e[-1] if e else {}
@@ -31,13 +29,12 @@ def step(state, run=1):
     for e in reversed(ev("step_finished", run)):
         if e["state"] == state: return e["result"]
     return {}
-def kinds(run=1): return [k for (k,) in db.execute("select kind from events where run_id=? order by seq", (run,))] if db else []
+def kinds(run=1): return [k for (_, _, _, k, _) in storedb.timeline(db, run)] if db else []
 def at(kind, state=None, run=1):
     """When the run's events of kind (of state) were recorded, in seconds."""
     from datetime import datetime, timezone
-    q = "select at, data from events where kind=? and run_id=? order by seq"
     return [datetime.strptime(a, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-            for a, d in (db.execute(q, (kind, run)) if db else []) if state is None or json.loads(d).get("state") == state]
+            for (_, _, a, k, d) in (storedb.timeline(db, run) if db else []) if k == kind and (state is None or d.get("state") == state)]
 v = eval(sys.argv[1])
 print(v if isinstance(v, str) else json.dumps(v, separators=(",", ":")))
 PY
@@ -93,6 +90,54 @@ el=$(($(now) - s))
 t $? "action, decision (first guard) and end success: exit 0, succeeded" "$(why) ledger $(ledger)"
 [[ $el -ge 300 && $(py 'len(ev("wait_started"))') == 1 ]]
 t $? "a wait state waits its duration (300ms) and records wait_started" "elapsed ${el}ms; $(py 'kinds()')"
+
+# --- a loop of pure states: its events recorded in batches, each one still read -----------------
+new
+cat >"$H/loop.yaml" <<'Y'
+rbk: 1
+name: loop
+vars: {n: 0}
+start: inc
+states:
+  inc:
+    set: {n: vars.n + 1}
+    next: [{to: check}]
+  check:
+    next:
+      - {if: vars.n < 1500, to: inc}
+      - to: done
+  done: {end: success}
+Y
+r run "$H/loop.yaml"
+rows=$(py 'one("select count(*) from events where run_id=1")')
+"$RBK" log 1 --json >"$H/log.json" 2>&1
+parts=$(python3 -c '
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+t = [e for e in ev if e["kind"] == "transition"]
+# parts of one batch count 1, 2, ... in order, and share its seq
+ok = all((a["seq"], a.get("part", 0) + 1) == (b["seq"], b.get("part")) or (b["seq"] > a["seq"] and b.get("part", 1) == 1)
+         for a, b in zip(ev, ev[1:]))
+print(len(t), sum(1 for e in ev if e["kind"] == "vars_set"), ok, t[-1]["data"]["to"])' "$H/log.json" 2>&1)
+[[ $RC == 0 && $rows -lt 60 && $parts == "3000 1501 True done" && $(py 'len(ev("transition"))') == 3000 ]]
+t $? "3,000 transitions of a loop of decisions are stored in $rows rows; rbk log --json shows each, in order, with its part" \
+	"$(why) rows $rows; transitions, vars_set, parts in order, last: $parts"
+OUT=$("$RBK" replay 1 2>&1)
+[[ $? == 0 && $OUT == *", 0 divergences"* ]] && "$RBK" verify >/dev/null 2>&1
+t $? "the batched run replays with no divergence and its chain verifies" "$OUT"
+python3 - <<'PY'
+import json, storedb
+db = storedb.connect()
+storedb.unprotect(db)
+seq, data = db.execute("select seq, data from events where kind='batch' order by seq limit 1").fetchone()
+d = json.loads(data)
+d["events"][5]["data"]["to"] = "done"
+db.execute("update events set data=? where seq=?", (json.dumps(d, separators=(",", ":")), seq))
+db.commit()
+PY
+OUT=$("$RBK" verify 2>&1)
+[[ $? == 1 && $OUT == *"modified"* ]]
+t $? "a transition changed inside a batch breaks the chain: rbk verify exit 1" "$OUT"
 
 new
 r run "$FX/kinds.yaml" -p ledger="$L" -p mode=b

@@ -384,7 +384,7 @@ int rbk_replay_run(rbk_store *s, int64_t run, FILE *out, int verbose, rbk_replay
 		}
 		rbk_rs_init(&p.rs);
 		stats->runs++;
-		rc = rbk_store_events(s, run, on_event, &p, err);
+		rc = rbk_store_timeline(s, run, on_event, &p, err);
 		for (size_t i = 0; rc == 0 && i < p.children.u.list.n; i++)
 			rc = rbk_replay_run(s, p.children.u.list.items[i].u.i, out, verbose, stats, err);
 		rbk_rs_free(&p.rs);

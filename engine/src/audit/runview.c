@@ -139,6 +139,8 @@ char *rbk_runview_event_json(const rbk_store_event *ev)
 	if (rbk_json_parse(&d, ev->data, strlen(ev->data), NULL) < 0)
 		d = rbk_val_str(ev->data);
 	rbk_val_map_set(&m, "seq", rbk_val_int(ev->seq));
+	if (ev->part)
+		rbk_val_map_set(&m, "part", rbk_val_int(ev->part));
 	rbk_val_map_set(&m, "run", rbk_val_int(ev->run_id));
 	rbk_val_map_set(&m, "at", rbk_val_str(ev->at));
 	rbk_val_map_set(&m, "actor", rbk_val_str(ev->actor));

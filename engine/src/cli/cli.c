@@ -209,7 +209,7 @@ bool rbk_cli_approval_due(rbk_store *s, int64_t run_id)
 {
 	pending p = {-1, false};
 	rbk_err e = {0};
-	if (rbk_store_events(s, run_id, scan_approval, &p, &e) < 0)
+	if (rbk_store_timeline(s, run_id, scan_approval, &p, &e) < 0)
 		return false;
 	/* Deadlines are set and judged on the store's clock, shared by hosts. */
 	return p.answered || (p.deadline_ms >= 0 && p.deadline_ms <= rbk_store_now_ms(s));
@@ -241,7 +241,7 @@ int rbk_cli_follow(rbk_store *s, int64_t run_id, int64_t after_seq, bool json)
 		rbk_err e = {0};
 		rbk_store_run r = {0};
 		/* The status first: events up to it are then all there to print. */
-		if (rbk_store_run_get(s, run_id, &r, &e) < 0 || rbk_store_events_after(s, run_id, f.last, follow_line, &f, &e) < 0) {
+		if (rbk_store_run_get(s, run_id, &r, &e) < 0 || rbk_store_timeline_after(s, run_id, f.last, follow_line, &f, &e) < 0) {
 			fprintf(stderr, "rbk: error: %s\n", e.msg);
 			rbk_store_run_free(&r);
 			return e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;

@@ -195,7 +195,7 @@ static int report(int argc, char **argv)
 		rbk_model_build(&rb, doc, &dg);
 	rbk_diag_free(&dg);
 	path_ctx p = {rbk_val_map(), rbk_val_map(), open_memstream(&timeline, &tlen)};
-	rbk_store_events(s, id, collect, &p, &e);
+	rbk_store_timeline(s, id, collect, &p, &e);
 	fclose(p.timeline);
 	char *svg = rb ? render_svg(rb, &p) : NULL;
 	FILE *f = out_path ? fopen(out_path, "w") : stdout;

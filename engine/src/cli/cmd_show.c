@@ -110,7 +110,7 @@ static int show(int argc, char **argv)
 		return src == 0 ? RBK_EXIT_OK : RBK_EXIT_FAILED;
 	}
 	walk w = {json, 0, 0, NULL, rbk_val_list(), 0};
-	rbk_store_events(s, id, ev_summary, &w, &e);
+	rbk_store_timeline(s, id, ev_summary, &w, &e);
 	const char *status = rbk_runview_status(s, home, &r);
 	rbk_val m = rbk_runview_run(&r, status);
 	rbk_val_map_set(&m, "reason", w.reason ? rbk_val_str(w.reason) : rbk_val_null());
@@ -180,7 +180,7 @@ static int log_cmd(int argc, char **argv)
 	if ((rc = rbk_cli_open_run(home_opt, id, &s, &home, &r)) != 0)
 		return rc;
 	walk w = {json, 0, 0, NULL, rbk_val_null(), 0};
-	if (rbk_store_events(s, id, ev_log, &w, &e) < 0) {
+	if (rbk_store_timeline(s, id, ev_log, &w, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		rc = RBK_EXIT_FAILED;
 	}

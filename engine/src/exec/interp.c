@@ -29,6 +29,9 @@
 
 /* The longest a batch of pure events stays uncommitted (drive). */
 #define RBK_BATCH_MS 50
+/* The most a batch event holds: a reader (the store's tail check, rbk log
+ * --follow) then never parses or hashes a huge one. */
+#define RBK_BATCH_BYTES 16384
 
 static volatile int stop_signals; /* 1: stop at the next safe point; 2: interrupt the action */
 
@@ -219,6 +222,61 @@ static int flush_state(rbk_interp *ip, rbk_err *err)
 	return rbk_store_run_set(ip->store, id, NULL, ip->pending_state, err);
 }
 
+static bool pure_kind(const char *kind)
+{
+	return !strcmp(kind, "transition") || !strcmp(kind, "vars_set");
+}
+
+/* Record the held-back pure events: one alone as itself, several as one
+ * batch event (RBK_STORE_BATCH), which readers of the timeline unpack. A
+ * loop of decisions then costs one append per commit, not one per state. */
+static int flush_batch(rbk_interp *ip, rbk_err *err)
+{
+	if (!ip->batch_run)
+		return 0;
+	int64_t run = ip->batch_run, *last = ip->batch_seq, seq = 0;
+	int rc;
+	if (ip->batch_n == 1) {
+		ip->batch.s[ip->batch.len - 1] = '\0'; /* the item's closing brace */
+		rc = rbk_store_append_encoded(ip->store, run, ip->actor, ip->batch_kind, ip->batch.s + ip->batch_data,
+					      &seq, err);
+	} else {
+		rbk_buf_puts(&ip->batch, "]}");
+		rc = rbk_store_append_encoded(ip->store, run, ip->actor, RBK_STORE_BATCH, ip->batch.s, &seq, err);
+	}
+	ip->batch_run = 0;
+	rbk_buf_free(&ip->batch);
+	if (rc == 0)
+		*last = seq;
+	return rc;
+}
+
+/* Hold a pure event of r (masked) for the next flush_batch. */
+static void hold_pure(rbk_interp *ip, int64_t run, int64_t *last_seq, const char *kind, const rbk_val *rec)
+{
+	if (!ip->batch_run) {
+		ip->batch_run = run;
+		ip->batch_seq = last_seq;
+		ip->batch_n = 0;
+		ip->batch.len = 0;
+		rbk_buf_puts(&ip->batch, "{\"events\":[");
+		snprintf(ip->batch_kind, sizeof ip->batch_kind, "%s", kind);
+	}
+	rbk_buf_puts(&ip->batch, ip->batch_n++ ? ",{\"kind\":\"" : "{\"kind\":\"");
+	rbk_buf_puts(&ip->batch, kind); /* one of pure_kind's: nothing to escape */
+	rbk_buf_puts(&ip->batch, "\",\"data\":");
+	if (ip->batch_n == 1)
+		ip->batch_data = ip->batch.len;
+	rbk_json_encode_to(&ip->batch, rec);
+	rbk_buf_putc(&ip->batch, '}');
+}
+
+static void drop_batch(rbk_interp *ip)
+{
+	ip->batch_run = 0;
+	rbk_buf_free(&ip->batch);
+}
+
 /* Make everything recorded so far durable. */
 static int barrier(run *r, rbk_err *err)
 {
@@ -226,7 +284,8 @@ static int barrier(run *r, rbk_err *err)
 		show_step_end(true);
 		return 0;
 	}
-	if (flush_state(r->ip, err) < 0) {
+	if (flush_batch(r->ip, err) < 0 || flush_state(r->ip, err) < 0) {
+		drop_batch(r->ip);
 		r->ip->tx_open = false;
 		show_step_end(false);
 		return -1;
@@ -261,7 +320,17 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 	rbk_mask_add_val(&r->mask, &data);
 	int rc = begin(r, err);
 	int64_t seq = 0;
-	if (rc == 0) {
+	bool pure = pure_kind(kind);
+	/* Everything before this event is recorded before it. */
+	if (rc == 0 && (!pure || r->ip->batch_run != r->id))
+		rc = flush_batch(r->ip, err);
+	if (rc == 0 && pure) {
+		rbk_val rec = recorded(r, kind, &data);
+		hold_pure(r->ip, r->id, &r->last_seq, kind, &rec);
+		rbk_val_free(&rec);
+		if (r->ip->batch.len >= RBK_BATCH_BYTES)
+			rc = flush_batch(r->ip, err);
+	} else if (rc == 0) {
 		rbk_val rec = recorded(r, kind, &data);
 		rc = rbk_store_append_val(r->ip->store, r->id, r->ip->actor, kind, &rec, &seq, err);
 		rbk_val_free(&rec);
@@ -293,8 +362,10 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 		if (res)
 			rbk_mask_taint(&r->mask, res);
 		rbk_rs_apply(&r->rs, kind, &data, wall_ms());
-		r->last_seq = seq;
+		if (!pure)
+			r->last_seq = seq;
 	} else {
+		drop_batch(r->ip);
 		r->ip->tx_open = false; /* the store rolled the batch back */
 		show_step_end(false);
 	}
@@ -993,6 +1064,7 @@ static int start_run(run *r, rbk_err *err)
 static void drop_uncommitted(rbk_interp *ip)
 {
 	ip->pending_run = 0;
+	drop_batch(ip);
 	if (ip->tx_open) {
 		rbk_store_rollback(ip->store);
 		ip->tx_open = false;
@@ -1116,6 +1188,8 @@ static int create(run *r, const rbk_interp_launch *l, int64_t parent, const char
 		rbk_store_run_spec spec = {r->rb->name, r->ip->actor, l->dry_run, pjson, r->rb->doc->bytes,
 					   r->rb->doc->size, provjson, parent, parent_state, NULL};
 		rc = begin(r, err);
+		if (rc == 0)
+			rc = flush_batch(r->ip, err); /* the caller's story comes first in the chain */
 		if (rc == 0)
 			rc = rbk_store_run_create(r->ip->store, &spec, &r->id, err);
 		rbk_free(pjson);
@@ -1335,7 +1409,7 @@ static int fold_event(void *ctx, const rbk_store_event *ev)
 static int sync_external(run *r, rbk_err *err)
 {
 	fold_ctx f = {r, err, 0, r->last_seq};
-	int rc = rbk_store_events_after(r->ip->store, r->id, r->last_seq, fold_event, &f, err);
+	int rc = rbk_store_timeline_after(r->ip->store, r->id, r->last_seq, fold_event, &f, err);
 	return rc < 0 || f.bad ? -1 : 0;
 }
 
@@ -1427,7 +1501,7 @@ static int load_run(rbk_interp *ip, int64_t id, run *r, const rbk_param_arg *arg
 	}
 	if (rc == 0) {
 		fold_ctx f = {r, err, 0, 0};
-		rc = rbk_store_events(ip->store, id, fold_event, &f, err);
+		rc = rbk_store_timeline(ip->store, id, fold_event, &f, err);
 		if (rc == 0 && f.bad)
 			rc = -1;
 	}

@@ -38,6 +38,13 @@ typedef struct {
 	 * once, before the transaction commits (interp.c). */
 	int64_t pending_run;
 	char pending_state[128];
+	/* A run's pure events (transitions, vars_set) held back and recorded
+	 * as one batch event before anything else is (interp.c). */
+	int64_t batch_run;
+	int64_t *batch_seq; /* that run's last_seq, moved when the batch is recorded */
+	rbk_buf batch;	    /* {"events":[{"kind":K,"data":D},... as JSON, masked */
+	size_t batch_n, batch_data; /* events held; where the first one's D starts */
+	char batch_kind[16];	    /* the first one's K */
 } rbk_interp;
 
 typedef struct {

@@ -291,6 +291,11 @@ static void enc(rbk_buf *b, const rbk_val *v)
 	}
 }
 
+void rbk_json_encode_to(rbk_buf *b, const rbk_val *v)
+{
+	enc(b, v);
+}
+
 char *rbk_json_encode(const rbk_val *v)
 {
 	rbk_buf b = {0};

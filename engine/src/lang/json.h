@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/mem.h"
 #include "lang/value.h"
 
 int rbk_json_parse(rbk_val *out, const char *text, size_t len, rbk_err *err);
@@ -15,5 +16,7 @@ int rbk_json_path(rbk_val *out, const char *text, size_t len, const char *path, 
 /* Compact JSON with keys in insertion order; regexes as "/src/flags".
  * Caller frees. */
 char *rbk_json_encode(const rbk_val *v);
+/* The same, appended to b. */
+void rbk_json_encode_to(rbk_buf *b, const rbk_val *v);
 
 #endif

@@ -85,10 +85,21 @@ rbk_val rbk_val_regex(rbk_re *re)
 
 /* The struct has no capacity field, so every push reallocates by one; the
  * allocator amortises this and the collections of guards are small. */
+/* A list's array holds list_cap(n) items: it doubles as it fills, so a
+ * long list (a batch of events) is not copied once per item. */
+static size_t list_cap(size_t n)
+{
+	size_t c = 4;
+	while (c < n)
+		c *= 2;
+	return c;
+}
+
 void rbk_val_list_push(rbk_val *list, rbk_val item)
 {
-	list->u.list.items =
-	    rbk_xrealloc(list->u.list.items, (list->u.list.n + 1) * sizeof(rbk_val));
+	size_t n = list->u.list.n;
+	if (n == 0 || n == list_cap(n))
+		list->u.list.items = rbk_xrealloc(list->u.list.items, list_cap(n + 1) * sizeof(rbk_val));
 	list->u.list.items[list->u.list.n++] = item;
 }
 
@@ -184,7 +195,7 @@ static rbk_val copy_shape(const rbk_val *v)
 	case RBK_V_LIST:
 		c = rbk_val_list();
 		if (v->u.list.n) {
-			c.u.list.items = rbk_xmalloc(v->u.list.n * sizeof(rbk_val));
+			c.u.list.items = rbk_xmalloc(list_cap(v->u.list.n) * sizeof(rbk_val));
 			for (size_t i = 0; i < v->u.list.n; i++)
 				c.u.list.items[i] = rbk_val_copy(&v->u.list.items[i]);
 			c.u.list.n = v->u.list.n;

@@ -1816,7 +1816,7 @@ int rbk_sqlite_links(rbk_sqlite *s, int64_t from_seq, int64_t to_seq, int (*fn)(
 	while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW) {
 		rbk_store_event ev = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), col_text(st, 2, NULL),
 				      col_text(st, 3, NULL),	     col_text(st, 4, NULL),	       col_text(st, 5, NULL),
-				      col_text(st, 6, NULL),	     col_text(st, 7, NULL)};
+				      col_text(st, 6, NULL),	     col_text(st, 7, NULL), 0};
 		stop = fn(ctx, &ev);
 	}
 	int ret = !stop && rc != SQLITE_DONE ? db_fail(s, rc, op, NULL, err) : 0;

@@ -167,13 +167,19 @@ int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char
 		     : rbk_sqlite_append(s->lite, run_id, actor, kind, data_json, false, out_seq, err);
 }
 
+int rbk_store_append_encoded(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const char *data_json,
+			     int64_t *out_seq, rbk_err *err)
+{
+	return s->pg ? PG(append)(s->pg, run_id, actor, kind, data_json, true, out_seq, err)
+		     : rbk_sqlite_append(s->lite, run_id, actor, kind, data_json, true, out_seq, err);
+}
+
 int rbk_store_append_val(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const rbk_val *data,
 			 int64_t *out_seq, rbk_err *err)
 {
 	/* Encoded here, so known to be JSON: not parsed again to check it. */
 	char *json = rbk_json_encode(data);
-	int rc = s->pg ? PG(append)(s->pg, run_id, actor, kind, json, true, out_seq, err)
-		       : rbk_sqlite_append(s->lite, run_id, actor, kind, json, true, out_seq, err);
+	int rc = rbk_store_append_encoded(s, run_id, actor, kind, json, out_seq, err);
 	rbk_free(json);
 	return rc;
 }
@@ -186,6 +192,49 @@ int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rb
 int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
 {
 	return s->pg ? PG(events_after)(s->pg, run_id, after_seq, fn, ctx, err) : rbk_sqlite_events_after(s->lite, run_id, after_seq, fn, ctx, err);
+}
+
+typedef struct {
+	int (*fn)(void *ctx, const rbk_store_event *ev);
+	void *ctx;
+} unbatch;
+
+static int unbatch_event(void *ctx, const rbk_store_event *ev)
+{
+	unbatch *u = ctx;
+	if (strcmp(ev->kind, RBK_STORE_BATCH) != 0)
+		return u->fn(u->ctx, ev);
+	rbk_val d = rbk_val_null();
+	if (rbk_json_parse(&d, ev->data, strlen(ev->data), NULL) < 0)
+		return u->fn(u->ctx, ev); /* not a batch rbk wrote: shown as stored */
+	const rbk_val *list = d.t == RBK_V_MAP ? rbk_val_map_get(&d, "events") : NULL;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && list && list->t == RBK_V_LIST && i < list->u.list.n; i++) {
+		const rbk_val *it = &list->u.list.items[i];
+		const rbk_val *k = it->t == RBK_V_MAP ? rbk_val_map_get(it, "kind") : NULL;
+		const rbk_val *data = it->t == RBK_V_MAP ? rbk_val_map_get(it, "data") : NULL;
+		char *js = data ? rbk_json_encode(data) : NULL;
+		rbk_store_event sub = *ev;
+		sub.kind = k && k->t == RBK_V_STR ? k->u.s.s : "?";
+		sub.data = js ? js : "{}";
+		sub.part = (int)i + 1;
+		rc = u->fn(u->ctx, &sub);
+		rbk_free(js);
+	}
+	rbk_val_free(&d);
+	return rc;
+}
+
+int rbk_store_timeline(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
+{
+	unbatch u = {fn, ctx};
+	return rbk_store_events(s, run_id, unbatch_event, &u, err);
+}
+
+int rbk_store_timeline_after(rbk_store *s, int64_t run_id, int64_t after_seq, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err)
+{
+	unbatch u = {fn, ctx};
+	return rbk_store_events_after(s, run_id, after_seq, unbatch_event, &u, err);
 }
 
 int rbk_store_verify(rbk_store *s, int64_t *out_count, int64_t *out_bad_seq, char **out_why, rbk_err *err)

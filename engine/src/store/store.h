@@ -134,10 +134,19 @@ int rbk_store_append(rbk_store *s, int64_t run_id, const char *actor, const char
 int rbk_store_append_val(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const rbk_val *data,
 			 int64_t *out_seq, rbk_err *err);
 
+/* The same, data_json text made by lang/json's encoder: not parsed again. */
+int rbk_store_append_encoded(rbk_store *s, int64_t run_id, const char *actor, const char *kind, const char *data_json,
+			     int64_t *out_seq, rbk_err *err);
+
 typedef struct {
 	int64_t seq, run_id;
 	const char *at, *actor, *kind, *data, *prev_hash, *hash;
+	int part; /* in a timeline: 1, 2 ... within a batch event; 0: an event of its own */
 } rbk_store_event;
+
+/* The kind of an event holding a batch of pure events (transitions and
+ * vars_set) recorded together: data {"events": [{"kind": K, "data": D}...]}. */
+#define RBK_STORE_BATCH "batch"
 
 /* Call fn for each event of run_id (0 = every run), in seq order, streaming.
  * The event's strings live until fn returns. fn returns 0 to go on; any
@@ -148,6 +157,15 @@ int rbk_store_events(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rb
  * just those (an index range), however long the run's log is. */
 int rbk_store_events_after(rbk_store *s, int64_t run_id, int64_t after_seq,
 			   int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err);
+
+/* The run's timeline: rbk_store_events / _after with each batch event
+ * unpacked into the events it holds, in order, each with the batch's seq,
+ * at, actor and hashes and its part number. What every reader of a run's
+ * story uses; the chain, bundles and store copies read events as stored. */
+int rbk_store_timeline(rbk_store *s, int64_t run_id, int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx,
+		       rbk_err *err);
+int rbk_store_timeline_after(rbk_store *s, int64_t run_id, int64_t after_seq,
+			     int (*fn)(void *ctx, const rbk_store_event *ev), void *ctx, rbk_err *err);
 
 /* Recompute the chain, streaming in constant memory. Returns 0 when the
  * check ran (negative on a database error) with *out_count the events
