@@ -1270,7 +1270,7 @@ static void event_from_row(const PGresult *r, int i, rbk_store_event *ev)
 static int event_row(void *wctx, const PGresult *r, int i)
 {
 	event_walk *w = wctx;
-	rbk_store_event ev;
+	rbk_store_event ev = {0};
 	event_from_row(r, i, &ev);
 	return w->fn(w->ctx, &ev);
 }
@@ -1327,7 +1327,7 @@ typedef struct {
 static int chain_row(void *wctx, const PGresult *r, int i)
 {
 	chain_check *c = wctx;
-	rbk_store_event ev;
+	rbk_store_event ev = {0};
 	event_from_row(r, i, &ev);
 	int64_t seq = ev.seq;
 	if (seq != c->expect) {
