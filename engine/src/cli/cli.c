@@ -234,9 +234,10 @@ static int follow_line(void *ctx, const rbk_store_event *ev)
 	return 0;
 }
 
-int rbk_cli_follow(rbk_store *s, int64_t run_id, int64_t after_seq, bool json)
+int rbk_cli_follow(rbk_store *s, int64_t run_id, int64_t after_seq, bool json, bool to_end)
 {
 	follow_ctx f = {after_seq, json};
+	char told[32] = "";
 	for (;;) {
 		rbk_err e = {0};
 		rbk_store_run r = {0};
@@ -247,10 +248,16 @@ int rbk_cli_follow(rbk_store *s, int64_t run_id, int64_t after_seq, bool json)
 			return e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
 		}
 		fflush(stdout);
-		bool settled = strcmp(r.status, "queued") && strcmp(r.status, "running") && strcmp(r.status, "interrupted");
+		bool active = !strcmp(r.status, "queued") || !strcmp(r.status, "running") || !strcmp(r.status, "interrupted");
+		bool person = !strcmp(r.status, "waiting") || !strcmp(r.status, "needs_attention");
+		if (to_end && person && strcmp(told, r.status) != 0)
+			fprintf(stderr, "rbk: run %lld %s: %s (still following; Ctrl-C stops following, not the run)\n",
+				(long long)run_id, !strcmp(r.status, "waiting") ? "waits for an answer" : "needs attention",
+				!strcmp(r.status, "waiting") ? "rbk approve or rbk reject" : "rbk resume or rbk abort");
+		snprintf(told, sizeof told, "%s", r.status);
 		int code = rbk_interp_exit_code(r.status);
 		rbk_store_run_free(&r);
-		if (settled)
+		if (!active && !(to_end && person))
 			return code;
 		struct timespec ts = {0, 200 * 1000000L};
 		nanosleep(&ts, NULL);

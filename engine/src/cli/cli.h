@@ -107,7 +107,8 @@ char *rbk_cli_host_queue(void);
  * approval was answered, or its deadline passed (on the store's clock). */
 bool rbk_cli_approval_due(struct rbk_store *s, int64_t run_id);
 /* Print run id's timeline as it grows (from after_seq) until it ends,
- * waits or needs attention; returns its exit code (docs/cli.md). */
-int rbk_cli_follow(struct rbk_store *s, int64_t run_id, int64_t after_seq, bool json);
+ * waits or needs attention (to_end: until it ends, saying on stderr when it
+ * waits for a person); returns its exit code (docs/cli.md). */
+int rbk_cli_follow(struct rbk_store *s, int64_t run_id, int64_t after_seq, bool json, bool to_end);
 
 #endif

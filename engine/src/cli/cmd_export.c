@@ -177,8 +177,7 @@ static int report(int argc, char **argv)
 	long long id = parse(&rbk_cmd_report, argc, argv, &out_path, &home_opt, &html, &rc);
 	if (!id)
 		return rc;
-	if (!html)
-		return rbk_cli_usage_error(&rbk_cmd_report, "--html is the one format (rbk log gives text)");
+	(void)html; /* HTML is the one format: --html may be given or not */
 	rbk_store *s;
 	char *home;
 	rbk_err e = {0};
@@ -253,5 +252,5 @@ static int report(int argc, char **argv)
 
 const rbk_cmd rbk_cmd_export = {"export", "RUN [-o FILE]",
 				"a run as a self-contained bundle (events, source, chain proof) for rbk verify --bundle", export_run};
-const rbk_cmd rbk_cmd_report = {"report", "RUN --html [-o FILE]",
+const rbk_cmd rbk_cmd_report = {"report", "RUN [--html] [-o FILE]",
 				"a run as one HTML page: its graph with the path taken, its timeline, its definition", report};

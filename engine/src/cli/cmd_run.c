@@ -110,7 +110,7 @@ static int run(int argc, char **argv)
 				/* Ctrl-C stops following; the run goes on with its agent. */
 				signal(SIGINT, SIG_DFL);
 				signal(SIGTERM, SIG_DFL);
-				rc = rbk_cli_follow(store, id, 0, json);
+				rc = rbk_cli_follow(store, id, 0, json, false);
 			}
 		} else {
 			rc = rbk_interp_exit_code(status);

@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool want_source;
+static bool want_source, want_follow;
 
 /* Parse "RUN [--json] [--source] [--home DIR]". Returns the run id, or 0 after a usage error. */
 static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, const char **home, int *rc)
 {
 	static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
-					     {"source", no_argument, 0, 's'}, {0, 0, 0, 0}};
+					     {"source", no_argument, 0, 's'}, {"follow", no_argument, 0, 'f'}, {0, 0, 0, 0}};
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -26,6 +26,8 @@ static long long parse(const rbk_cmd *cmd, int argc, char **argv, bool *json, co
 			*json = true;
 		else if (c == 's' && cmd == &rbk_cmd_show)
 			want_source = true;
+		else if (c == 'f' && cmd == &rbk_cmd_log)
+			want_follow = true;
 		else if (c == 'H')
 			*home = optarg;
 		else if (c == RBK_OPT_STORE)
@@ -180,7 +182,10 @@ static int log_cmd(int argc, char **argv)
 	if ((rc = rbk_cli_open_run(home_opt, id, &s, &home, &r)) != 0)
 		return rc;
 	walk w = {json, 0, 0, NULL, rbk_val_null(), 0};
-	if (rbk_store_timeline(s, id, ev_log, &w, &e) < 0) {
+	if (want_follow) {
+		/* Until the run ends, whoever executes it; Ctrl-C stops following. */
+		rc = rbk_cli_follow(s, id, 0, json, true);
+	} else if (rbk_store_timeline(s, id, ev_log, &w, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		rc = RBK_EXIT_FAILED;
 	}
@@ -193,4 +198,6 @@ static int log_cmd(int argc, char **argv)
 const rbk_cmd rbk_cmd_show = {"show", "RUN [--json | --source]",
 			      "a run: status, params (secrets masked), provenance, outcome, child runs; --source: the exact definition that ran",
 			      show};
-const rbk_cmd rbk_cmd_log = {"log", "RUN [--json]", "a run's timeline (JSON Lines with --json)", log_cmd};
+const rbk_cmd rbk_cmd_log = {"log", "RUN [--json] [--follow]",
+			     "a run's timeline (JSON Lines with --json); --follow: as it grows, until the run ends, exiting with its exit code",
+			     log_cmd};
