@@ -98,6 +98,8 @@ void rbk_runview_event_line(FILE *out, const rbk_store_event *ev)
 		if (s_of(&d, "guard"))
 			fprintf(out, ", branch %lld: %s", i_of(&d, "branch") + 1, s_of(&d, "guard"));
 		fputc(')', out);
+		if (s_of(&d, "error"))
+			fprintf(out, ": %s", s_of(&d, "error"));
 	} else if (!strcmp(k, "step_retry") || !strcmp(k, "step_poll"))
 		fprintf(out, "%s after attempt %lld, next in %.3fs", st, i_of(&d, "attempt"),
 			(double)(i_of(&d, "delay_ms")) / 1000.0);

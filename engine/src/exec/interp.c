@@ -122,6 +122,9 @@ struct run {
 
 static bool lease_tick(void *ctx) { return rbk_lease_tick(ctx); }
 
+/* A state's duration in milliseconds, for r: a param's when written so. */
+#define DUR(field) rbk_model_dur(r->rb, (field), &r->params)
+
 /* ---- recording ---- */
 
 /* Event fields that name things of the definition or the engine (states,
@@ -440,7 +443,8 @@ static int choose(run *r, const rbk_state *st, const char **to, int *branch, cha
 	return -1;
 }
 
-static int go(run *r, const rbk_state *st, const char *to, const char *via, int branch, rbk_err *err)
+static int go_why(run *r, const rbk_state *st, const char *to, const char *via, int branch, const char *error,
+		  rbk_err *err)
 {
 	if (r->rs.transitions >= r->rb->max_transitions) {
 		/* A runaway cycle ends here, whatever edge it would follow next
@@ -459,11 +463,18 @@ static int go(run *r, const rbk_state *st, const char *to, const char *via, int 
 	rbk_val_map_set(&d, "branch", branch >= 0 ? rbk_val_int(branch) : rbk_val_null());
 	const char *g = branch >= 0 && (size_t)branch < st->nnext ? st->next[branch].guard.src : NULL;
 	rbk_val_map_set(&d, "guard", g ? rbk_val_str(g) : rbk_val_null());
+	if (error)
+		rbk_val_map_set(&d, "error", rbk_val_str(error));
 	return emit(r, "transition", d, err);
 }
 
+static int go(run *r, const rbk_state *st, const char *to, const char *via, int branch, rbk_err *err)
+{
+	return go_why(r, st, to, via, branch, NULL, err);
+}
+
 /* Follow st's failure edge after error. */
-static int fail_edge(run *r, const rbk_state *st, const char *error, rbk_err *err)
+static int fail_edge_of(run *r, const rbk_state *st, const char *error, bool shown_already, rbk_err *err)
 {
 	const char *edge = rbk_decide_failure_edge(r->rb, st);
 	if (!strcmp(edge, "fail"))
@@ -472,7 +483,20 @@ static int fail_edge(run *r, const rbk_state *st, const char *error, rbk_err *er
 		int rc = emit(r, "rollback_started", map2("from", rbk_val_str(st->name), "error", rbk_val_str(error)), err);
 		return rc < 0 ? rc : barrier(r, err);
 	}
-	return go(r, st, edge, "failure", -1, err);
+	/* The error is recorded with the edge: a step's own failure is in its
+	 * result already, but a poll that ran out or a guard that could not be
+	 * evaluated is said nowhere else. */
+	if (!shown_already) {
+		char *shown = rbk_mask_apply(&r->mask, error, strlen(error), NULL);
+		rbk_ui_note(r->ip->ui, r->id, "%s failed: %s; on to %s", st->name, shown, edge);
+		rbk_free(shown);
+	}
+	return go_why(r, st, edge, "failure", -1, error, err);
+}
+
+static int fail_edge(run *r, const rbk_state *st, const char *error, rbk_err *err)
+{
+	return fail_edge_of(r, st, error, false, err);
 }
 
 /* After a success: set, then the transition. */
@@ -656,7 +680,7 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		res.ok = !code || code->t != RBK_V_INT || code->u.i == 0;
 		if (!res.ok)
 			res.error = rbk_xasprintf("exited with code %lld (dry_run)", (long long)code->u.i);
-	} else if (rbk_runner_exec(act, &args, key, st->timeout_ms, false, &res, err) < 0) {
+	} else if (rbk_runner_exec(act, &args, key, DUR(st->timeout_ms), false, &res, err) < 0) {
 		rbk_val_free(&args);
 		return -1;
 	}
@@ -707,17 +731,17 @@ static int after_attempt(run *r, const rbk_state *st, rbk_err *err)
 			done = true;
 		}
 		if (!done) {
-			int64_t next = wall_ms() + st->poll.every_ms;
-			if (next > r->rs.visit_started_ms + st->poll.for_ms) {
+			int64_t next = wall_ms() + DUR(st->poll.every_ms);
+			if (next > r->rs.visit_started_ms + DUR(st->poll.for_ms)) {
 				char d[32];
-				rbk_model_duration_text(st->poll.for_ms, d, sizeof d);
+				rbk_model_duration_text(DUR(st->poll.for_ms), d, sizeof d);
 				char *why = rbk_xasprintf("poll: '%s' still false after %s", st->poll.until.src, d);
 				int rc = fail_edge(r, st, why, err);
 				rbk_free(why);
 				return rc;
 			}
 			rbk_val d2 = map2("state", rbk_val_str(st->name), "at_ms", rbk_val_int(next));
-			rbk_val_map_set(&d2, "delay_ms", rbk_val_int(st->poll.every_ms));
+			rbk_val_map_set(&d2, "delay_ms", rbk_val_int(DUR(st->poll.every_ms)));
 			rbk_val_map_set(&d2, "attempt", rbk_val_int(r->rs.attempts));
 			return emit(r, "step_poll", d2, err) < 0 ? -1 : barrier(r, err);
 		}
@@ -732,7 +756,7 @@ static int after_attempt(run *r, const rbk_state *st, rbk_err *err)
 		return emit(r, "step_retry", d, err) < 0 ? -1 : barrier(r, err);
 	}
 	const char *error = res ? str_in(res, "error") : NULL;
-	return fail_edge(r, st, error ? error : "failed", err);
+	return fail_edge_of(r, st, error ? error : "failed", true, err);
 }
 
 /* ---- other kinds ---- */
@@ -740,12 +764,12 @@ static int after_attempt(run *r, const rbk_state *st, rbk_err *err)
 static int do_wait(run *r, const rbk_state *st, rbk_err *err)
 {
 	if (!r->rs.wait_until_ms) {
-		int64_t until = wall_ms() + (r->dry_run ? 0 : st->wait_ms);
+		int64_t until = wall_ms() + (r->dry_run ? 0 : DUR(st->wait_ms));
 		if (emit(r, "wait_started", map2("state", rbk_val_str(st->name), "until_ms", rbk_val_int(until)), err) < 0 ||
 		    barrier(r, err) < 0)
 			return -1;
 		char d[32];
-		rbk_model_duration_text(st->wait_ms, d, sizeof d);
+		rbk_model_duration_text(DUR(st->wait_ms), d, sizeof d);
 		rbk_ui_note(r->ip->ui, r->id, "%s: waiting %s%s", st->name, d, r->dry_run ? " (skipped: dry run)" : "");
 	}
 	if (!sleep_until(r->rs.wait_until_ms))
@@ -783,7 +807,7 @@ static int do_approval(run *r, const rbk_state *st, rbk_err *err)
 			rbk_val_list_push(&ap, rbk_val_str(st->approval.approvers[i]));
 		rbk_val_map_set(&data, "approvers", ap);
 		rbk_val_map_set(&data, "distinct", rbk_val_bool(st->approval.distinct));
-		int64_t dl = st->approval.timeout_ms >= 0 ? rbk_store_now_ms(r->ip->store) + st->approval.timeout_ms : -1;
+		int64_t dl = DUR(st->approval.timeout_ms) >= 0 ? rbk_store_now_ms(r->ip->store) + DUR(st->approval.timeout_ms) : -1;
 		rbk_val_map_set(&data, "deadline_ms", rbk_val_int(dl));
 		if (emit(r, "approval_requested", data, err) < 0)
 			return -1;
@@ -844,7 +868,7 @@ static int run_undo(run *r, const rbk_state *st, int attempt, rbk_err *err)
 			memset(&res, 0, sizeof res);
 			res.ok = true;
 			res.outputs = rbk_val_map();
-		} else if (rbk_runner_exec(act, &args, key, st->timeout_ms, false, &res, err) < 0) {
+		} else if (rbk_runner_exec(act, &args, key, DUR(st->timeout_ms), false, &res, err) < 0) {
 			rbk_val_free(&args);
 			return -1;
 		}

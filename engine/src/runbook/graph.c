@@ -42,13 +42,15 @@ static void dot_str(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-static char *state_detail(const rbk_state *st)
+static char *state_detail(const rbk_runbook *rb, const rbk_state *st)
 {
 	switch (st->kind) {
 	case RBK_S_ACTION: return rbk_xasprintf("%s\n%s", st->name, st->act.action ? st->act.action : "");
 	case RBK_S_CALL: return rbk_xasprintf("%s\ncall %s", st->name, st->act.action ? st->act.action : "");
 	case RBK_S_WAIT: {
 		char d[32];
+		if (st->wait_ms < -1) /* a param's: RBK_DUR_PARAM */
+			return rbk_xasprintf("%s\nwait params.%s", st->name, rb->params[-2 - st->wait_ms].name);
 		rbk_model_duration_text(st->wait_ms, d, sizeof d);
 		return rbk_xasprintf("%s\nwait %s", st->name, d);
 	}
@@ -69,7 +71,7 @@ static void write_dot(const rbk_runbook *rb, FILE *out)
 	      out);
 	for (size_t i = 0; i < rb->nstates; i++) {
 		const rbk_state *st = &rb->states[i];
-		char *label = state_detail(st);
+		char *label = state_detail(rb, st);
 		fputs("  ", out);
 		dot_str(out, st->name);
 		fputs(" [label=", out);
@@ -152,7 +154,7 @@ static void write_mermaid(const rbk_runbook *rb, FILE *out)
 	fputs("flowchart TD\n  start_((\" \"))\n", out);
 	for (size_t i = 0; i < rb->nstates; i++) {
 		const rbk_state *st = &rb->states[i];
-		char *label = state_detail(st);
+		char *label = state_detail(rb, st);
 		fprintf(out, "  s_%s", st->name);
 		static const char *const open[] = {"(", "{", "{{", "([", "[[", "((("};
 		static const char *const close[] = {")", "}", "}}", "])", "]]", ")))"};

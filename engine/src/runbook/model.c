@@ -13,6 +13,7 @@ typedef struct {
 	const rbk_doc *doc;
 	rbk_diag *d;
 	int errors;
+	const rbk_runbook *rb; /* its params, built before its states */
 } builder;
 
 static void error_at(builder *b, int line, int col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -30,6 +31,17 @@ static void error_at(builder *b, int line, int col, const char *fmt, ...)
 #define ERR(b, n, ...) error_at((b), (n)->line, (n)->col, __VA_ARGS__)
 
 static rbk_pos pos_of(const rbk_node *n) { return (rbk_pos){n->line, n->col}; }
+
+int64_t rbk_model_dur(const rbk_runbook *rb, int64_t v, const rbk_val *params)
+{
+	if (v >= -1)
+		return v;
+	size_t i = (size_t)(-2 - v);
+	const rbk_val *p = i < rb->nparams && params && params->t == RBK_V_MAP
+				   ? rbk_val_map_get(params, rb->params[i].name)
+				   : NULL;
+	return p && p->t == RBK_V_INT && p->u.i >= 0 ? p->u.i : 0;
+}
 
 int64_t rbk_model_duration(const char *s)
 {
@@ -124,17 +136,76 @@ static bool want_bool(builder *b, const rbk_node *n, const char *what)
 	return false;
 }
 
+static const char *const ptype_names[] = {"string", "int", "number", "bool", "duration", "enum", NULL};
+
+/* "{{ params.X }}" (spaces allowed inside the braces): X's index among
+ * rb's params, else -1. */
+static long param_ref(const rbk_runbook *rb, const char *s, const char **name, size_t *len)
+{
+	size_t n = strlen(s);
+	if (n < 4 || strncmp(s, "{{", 2) != 0 || strcmp(s + n - 2, "}}") != 0)
+		return -2;
+	const char *a = s + 2, *z = s + n - 2;
+	while (a < z && *a == ' ')
+		a++;
+	while (z > a && z[-1] == ' ')
+		z--;
+	if ((size_t)(z - a) <= 7 || strncmp(a, "params.", 7) != 0)
+		return -2;
+	a += 7;
+	for (const char *c = a; c < z; c++)
+		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '_'))
+			return -2; /* not a param's name: an expression, which a duration cannot be */
+	*name = a;
+	*len = (size_t)(z - a);
+	for (size_t i = 0; rb && i < rb->nparams; i++)
+		if (strlen(rb->params[i].name) == *len && !strncmp(rb->params[i].name, a, *len))
+			return (long)i;
+	return -1;
+}
+
 static int64_t want_duration(builder *b, const rbk_node *n, const char *what)
 {
 	int64_t ms = n->t == RBK_N_STR ? rbk_model_duration(n->text) : -1;
 	if (ms >= 0)
 		return ms;
+	const char *name = NULL;
+	size_t len = 0;
+	long i = n->t == RBK_N_STR ? param_ref(b->rb, n->text, &name, &len) : -2;
+	if (i >= 0) {
+		const rbk_param *p = &b->rb->params[i];
+		if (p->type != RBK_P_DURATION)
+			ERR(b, n, "%s: param '%s' has type %s; a duration comes from a param of type duration", what, p->name,
+			    ptype_names[p->type]);
+		else if (!p->required && !p->def)
+			ERR(b, n, "%s: param '%s' may be absent: give it a default or required: true", what, p->name);
+		else
+			return RBK_DUR_PARAM(i);
+		return 0;
+	}
+	if (i == -1) {
+		ERR(b, n, "%s: no param '%.*s' is declared", what, (int)len, name);
+		return 0;
+	}
 	if (n->t == RBK_N_STR || n->t == RBK_N_INT)
 		ERR(b, n, "%s: bad duration '%s' (write a whole number and a unit: 500ms, 30s, 5m, 2h, 1d)",
 		    what, n->text);
 	else
 		ERR(b, n, "%s must be a duration such as 30s, not %s", what, rbk_node_type_name(n));
 	return 0;
+}
+
+/* Where a param cannot be given: retry delays (rbk replay recomputes them
+ * from the definition alone) and a schedule's catch_up (before any run). */
+static int64_t want_literal_duration(builder *b, const rbk_node *n, const char *what)
+{
+	const char *name;
+	size_t len;
+	if (n->t == RBK_N_STR && param_ref(b->rb, n->text, &name, &len) != -2) {
+		ERR(b, n, "%s: a literal duration is needed here (500ms, 30s, 5m, 2h, 1d), not a param", what);
+		return 0;
+	}
+	return want_duration(b, n, what);
 }
 
 static bool name_ok(const char *s, const char *first, const char *rest)
@@ -398,9 +469,9 @@ static void build_retry(builder *b, rbk_state *st, const rbk_node *n)
 	else
 		st->retry.attempts = (int)v->i;
 	if ((v = rbk_node_get(n, "delay")))
-		st->retry.delay_ms = want_duration(b, v, "'delay'");
+		st->retry.delay_ms = want_literal_duration(b, v, "'delay'");
 	if ((v = rbk_node_get(n, "max_delay")))
-		st->retry.max_delay_ms = want_duration(b, v, "'max_delay'");
+		st->retry.max_delay_ms = want_literal_duration(b, v, "'max_delay'");
 	if ((v = rbk_node_get(n, "backoff"))) {
 		double f = v->t == RBK_N_INT ? (double)v->i : v->t == RBK_N_NUM ? v->n : 0;
 		if (f < 1 || f > 100)
@@ -545,7 +616,7 @@ static void build_state(builder *b, rbk_state *st, const rbk_node *key, const rb
 		build_retry(b, st, v);
 	if ((v = rbk_node_get(n, "timeout")) && KIND_HAS("timeout"))
 		st->timeout_ms = want_duration(b, v, "'timeout'");
-	if (st->kind == RBK_S_APPROVAL && st->approval.timeout_ms < 0)
+	if (st->kind == RBK_S_APPROVAL && st->approval.timeout_ms == -1)
 		st->approval.timeout_ms = st->timeout_ms;
 	if ((v = rbk_node_get(n, "poll")) && KIND_HAS("poll"))
 		build_poll(b, st, v);
@@ -560,7 +631,7 @@ static void build_state(builder *b, rbk_state *st, const rbk_node *key, const rb
 
 static rbk_ptype param_type(builder *b, const rbk_node *v, bool *ok)
 {
-	static const char *const names[] = {"string", "int", "number", "bool", "duration", "enum", NULL};
+	const char *const *names = ptype_names;
 	*ok = false;
 	if (v->t == RBK_N_STR)
 		for (int i = 0; names[i]; i++)
@@ -755,7 +826,7 @@ static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 		if ((v = rbk_node_get(e, "params")) && is_map(b, v, "'params' of a schedule"))
 			s->params = v;
 		if ((v = rbk_node_get(e, "catch_up")))
-			s->catch_up_ms = want_duration(b, v, "'catch_up'");
+			s->catch_up_ms = want_literal_duration(b, v, "'catch_up'");
 		if ((v = rbk_node_get(e, "queue")) && (s->queue = want_str(b, v, "'queue'")) && !queue_name_ok(s->queue))
 			ERR(b, v, "bad queue name '%s' (letters, digits and . _ : - only, at most 100)", s->queue);
 		if ((v = rbk_node_get(e, "overlap"))) {
@@ -777,8 +848,9 @@ int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 	static const char *const keys[] = {"rbk",	  "name",	     "title", "description", "params",
 					   "vars",	  "lock",	     "queue", "schedule",    "on_failure",
 					   "max_transitions", "start", "states",  NULL};
-	builder bb = {doc, d, 0}, *b = &bb;
+	builder bb = {doc, d, 0, NULL}, *b = &bb;
 	rbk_runbook *rb = rbk_xcalloc(1, sizeof *rb);
+	bb.rb = rb;
 	rb->doc = doc;
 	*out = NULL;
 	const rbk_node *root = doc->root, *v;

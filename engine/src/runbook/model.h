@@ -158,6 +158,12 @@ const char *rbk_model_kind_name(rbk_skind k);
 rbk_pos rbk_model_place(const rbk_node *n, int off);
 /* "500ms" "30s" "5m" "2h" "1d" -> milliseconds; -1 when malformed. */
 int64_t rbk_model_duration(const char *s);
+/* A duration field (wait, timeout, poll.every, poll.for, approval.timeout)
+ * written "{{ params.X }}", X a duration param, holds RBK_DUR_PARAM(X's
+ * index); rbk_model_dur gives any field's milliseconds for a run with
+ * these typed params (-1 stays "none"). */
+#define RBK_DUR_PARAM(i) (-2 - (int64_t)(i))
+int64_t rbk_model_dur(const rbk_runbook *rb, int64_t v, const rbk_val *params);
 /* The inverse: the largest unit that divides ms exactly ("90s", "2h"). */
 void rbk_model_duration_text(int64_t ms, char *buf, size_t size);
 
