@@ -91,7 +91,7 @@ static int lookup_noting(void *ctx, const char *const *segs, size_t n, rbk_val *
 /* The scope as it was just before the event. */
 static rbk_eval_env env_at(replayer *p, rbk_scope *sc, const rbk_store_event *ev)
 {
-	*sc = (rbk_scope){&p->params, &p->rs.vars, &p->rs.steps, p->run, p->runbook, p->actor, p->dry, iso_s(ev->at), NULL};
+	*sc = (rbk_scope){&p->params, &p->rs.vars, &p->rs.steps, p->run, p->runbook, p->actor, p->dry, iso_s(ev->at), NULL, NULL};
 	p->sc = *sc;
 	p->read_secret = false;
 	rbk_eval_env env = rbk_scope_env(sc);

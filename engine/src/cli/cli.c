@@ -65,6 +65,44 @@ int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk
 	return 0;
 }
 
+const rbk_runbook *rbk_cli_notify_shared(void)
+{
+	static bool loaded;
+	static rbk_doc *doc;
+	static rbk_runbook *shared;
+	if (loaded)
+		return shared;
+	loaded = true;
+	char *path = NULL;
+	const char *sp = rbk_cli_search_path();
+	for (const char *p = sp; *p && !path;) {
+		size_t n = strcspn(p, ":");
+		char *f = rbk_xasprintf("%.*s/" RBK_CLI_NOTIFY_FILE, (int)n, p);
+		if (n && access(f, F_OK) == 0)
+			path = f;
+		else
+			rbk_free(f);
+		p += n + (p[n] == ':');
+	}
+	if (!path)
+		return NULL;
+	rbk_diag d = {0};
+	rbk_registry *reg = rbk_cli_registry();
+	rbk_check_actions acts = rbk_reg_checker(reg);
+	rbk_check_opts opts = {.search_path = sp, .actions = &acts};
+	if (rbk_load_file(&doc, path, &d) < 0 || rbk_model_build_notify(&shared, doc, &d) < 0 ||
+	    rbk_check_notify(shared, &opts, &d) > 0) {
+		/* Told, not fatal: a broken shared file must not stop a recovery. */
+		rbk_diag_print(&d, stderr);
+		fprintf(stderr, "rbk: warning: the shared notifications of %s are off until it is fixed\n", path);
+		rbk_model_free(shared);
+		shared = NULL;
+	}
+	rbk_diag_free(&d);
+	rbk_free(path);
+	return shared;
+}
+
 void rbk_cli_runbook_free(rbk_cli_runbook *r)
 {
 	rbk_model_free(r->rb);

@@ -56,6 +56,11 @@ char *rbk_cli_call_path(const char *file);
  * Returns 0, or -1 with errors in d. */
 int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d);
 void rbk_cli_runbook_free(rbk_cli_runbook *r);
+/* The shared notifications: the first _notify.yaml on the runbook path,
+ * loaded and checked once; NULL when there is none, or (after its errors
+ * are printed as a warning) when it is broken. */
+#define RBK_CLI_NOTIFY_FILE "_notify.yaml"
+const rbk_runbook *rbk_cli_notify_shared(void);
 
 /* The plugins on the plugin path, loaded once per process (refusals are
  * printed to stderr). Freed at exit. */

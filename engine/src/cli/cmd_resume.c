@@ -105,7 +105,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 		bool elsewhere = !agent && rbk_store_lease_get(store, id, &lease, &e) == 0 && lease.queue &&
 				 strcmp(lease.queue, hostq) != 0;
 		e = (rbk_err){0};
-		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, NULL, elsewhere, lease_ms, agent, 0, {0}, 0, NULL, {0}, 0, 0, {0}};
+		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, NULL, elsewhere, lease_ms, agent, 0, {0}, 0, NULL, {0}, 0, 0, {0}, rbk_cli_notify_shared()};
 		const char *status = "failed";
 		rbk_interp_install_signals();
 		if (rbk_interp_resume(&ip, id, mode, comment, args, nargs, &status, &e) < 0) {

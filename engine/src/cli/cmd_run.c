@@ -90,7 +90,7 @@ static int run(int argc, char **argv)
 		char *hostq = rbk_cli_host_queue();
 		const char *queue = queue_opt ? queue_opt : rb.rb->queue ? rb.rb->queue : hostq;
 		bool enqueue = !dry && (detach || strcmp(queue, hostq) != 0);
-		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, queue, enqueue, 0, false, 0, {0}, 0, NULL, {0}, 0, 0, {0}};
+		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, queue, enqueue, 0, false, 0, {0}, 0, NULL, {0}, 0, 0, {0}, rbk_cli_notify_shared()};
 		rbk_interp_launch l = {rb.path, rb.doc, rb.rb, args, nargs, NULL, dry, wait_lock, fire, nominal};
 		int64_t id = 0;
 		const char *status = "failed";

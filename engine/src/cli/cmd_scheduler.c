@@ -124,7 +124,7 @@ static int enqueue_fire(daemon_ctx *d, const rbk_sched_entry *e, int64_t fire, c
 	char *hostq = rbk_cli_host_queue(), *actor = rbk_cli_actor();
 	rbk_ui ui;
 	rbk_ui_init(&ui, stdout, false);
-	rbk_interp ip = {d->store, rbk_cli_registry(), d->home, actor, &ui, false, e->queue ? e->queue : hostq, true, 0, false, 0, {0}, 0, NULL, {0}, 0, 0, {0}};
+	rbk_interp ip = {d->store, rbk_cli_registry(), d->home, actor, &ui, false, e->queue ? e->queue : hostq, true, 0, false, 0, {0}, 0, NULL, {0}, 0, 0, {0}, rbk_cli_notify_shared()};
 	rbk_interp_launch l = {rb.path, rb.doc, rb.rb, NULL, 0, &e->params, false, false, fire, nominal};
 	int64_t id = 0;
 	const char *status = "failed";

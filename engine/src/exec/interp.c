@@ -2,6 +2,7 @@
  * the run's fold (runstate) exactly as a resume would apply it. */
 #include "exec/interp.h"
 #include "exec/lease.h"
+#include "exec/notify.h"
 #include "lang/eval.h"
 #include "base/exitcode.h"
 #include "base/hash.h"
@@ -118,6 +119,11 @@ struct run {
 	int owner_fd;
 	int depth;
 	rbk_lease lease; /* a top-level run's, while this process executes it */
+	/* Notifications (exec/notify.h): the status changes recorded and not
+	 * yet told, and the last approval's question, for the notice. */
+	rbk_val notices; /* [{seq, status, reason, state, done: [entry ids]}] */
+	rbk_val ask;	 /* the last approval_requested's data (masked) */
+	bool delivering;
 };
 
 static bool lease_tick(void *ctx) { return rbk_lease_tick(ctx); }
@@ -280,6 +286,8 @@ static void drop_batch(rbk_interp *ip)
 	rbk_buf_free(&ip->batch);
 }
 
+static int deliver(run *r, rbk_err *err);
+
 /* Make everything recorded so far durable. */
 static int barrier(run *r, rbk_err *err)
 {
@@ -299,7 +307,7 @@ static int barrier(run *r, rbk_err *err)
 	if (rc == 0)
 		rbk_crash_point("result.after_commit");
 	show_step_end(rc == 0);
-	return rc;
+	return rc == 0 ? deliver(r, err) : rc;
 }
 
 static const char *str_in(const rbk_val *m, const char *k)
@@ -312,6 +320,164 @@ static int64_t int_in(const rbk_val *m, const char *k)
 {
 	const rbk_val *v = rbk_val_map_get(m, k);
 	return v && v->t == RBK_V_INT ? v->u.i : 0;
+}
+
+/* ---- notifications ---- */
+
+/* The notification entries of r: its runbook's, then (a top-level run's)
+ * the shared ones. i counts across both; *from says whose. */
+static const rbk_notify *notify_entry(const run *r, size_t i, const char **from)
+{
+	const rbk_runbook *sh = r->parent ? NULL : r->ip->notify_shared;
+	*from = i < r->rb->nnotify ? "runbook" : "shared";
+	if (i < r->rb->nnotify)
+		return &r->rb->notify[i];
+	i -= r->rb->nnotify;
+	return sh && i < sh->nnotify ? &sh->notify[i] : NULL;
+}
+
+/* The status a notification is sent for, of an event of kind; NULL: none. */
+static const char *notice_status(const char *kind, const rbk_val *data)
+{
+	if (!strcmp(kind, "run_started"))
+		return "started";
+	if (!strcmp(kind, "run_status") || !strcmp(kind, "run_finished")) {
+		const rbk_val *st = rbk_val_map_get(data, "status");
+		return st && st->t == RBK_V_STR && rbk_notify_bit(st->u.s.s) ? st->u.s.s : NULL;
+	}
+	return NULL;
+}
+
+/* An event was recorded (or, on resume, read back): a status change some
+ * entry is for joins r's pending notices. On resume (replace) it replaces
+ * the ones before it: a late "waiting" would mislead. */
+static void note_status(run *r, const char *kind, const rbk_val *data, int64_t seq, bool replace)
+{
+	if (!strcmp(kind, "approval_requested")) {
+		rbk_val_free(&r->ask);
+		r->ask = rbk_mask_val(&r->mask, data);
+		return;
+	}
+	const char *status = notice_status(kind, data);
+	if (!status || r->dry_run)
+		return;
+	unsigned bit = rbk_notify_bit(status);
+	bool wanted = false;
+	const char *from;
+	const rbk_notify *n;
+	for (size_t i = 0; (n = notify_entry(r, i, &from)); i++)
+		wanted |= (n->on & bit) != 0;
+	if (!wanted)
+		return;
+	if (replace || r->notices.t != RBK_V_LIST) {
+		rbk_val_free(&r->notices);
+		r->notices = rbk_val_list();
+	}
+	rbk_val m = rbk_val_map();
+	rbk_val_map_set(&m, "seq", rbk_val_int(seq));
+	rbk_val_map_set(&m, "status", rbk_val_str(status));
+	const rbk_val *why = rbk_val_map_get(data, "reason");
+	rbk_val_map_set(&m, "reason", why ? rbk_mask_val(&r->mask, why) : rbk_val_null());
+	rbk_val_map_set(&m, "done", rbk_val_list()); /* the entries already told of it */
+	rbk_val_list_push(&r->notices, m);
+}
+
+/* On resume: a notified event marks an entry told of the pending notice. */
+static void note_told(run *r, const rbk_val *data)
+{
+	const rbk_val *for_seq = rbk_val_map_get(data, "for_seq"), *id = rbk_val_map_get(data, "entry");
+	if (r->notices.t != RBK_V_LIST || !r->notices.u.list.n || !for_seq || !id)
+		return;
+	rbk_val *m = &r->notices.u.list.items[r->notices.u.list.n - 1];
+	const rbk_val *seq = rbk_val_map_get(m, "seq");
+	if (seq && seq->t == RBK_V_INT && for_seq->t == RBK_V_INT && seq->u.i == for_seq->u.i)
+		rbk_val_list_push((rbk_val *)rbk_val_map_get(m, "done"), rbk_val_copy(id));
+}
+
+static const rbk_scope *scope_of(run *r, rbk_scope *sc);
+static int emit(run *r, const char *kind, rbk_val data, rbk_err *err);
+
+/* Tell of the pending notice, each entry that is for it once, recording
+ * each try's outcome as a notified event. Run after the commit that
+ * recorded the status change; nothing here changes the run's outcome. */
+static int tell(run *r, const rbk_val *m, rbk_err *err);
+
+static int deliver(run *r, rbk_err *err)
+{
+	if (r->delivering || r->notices.t != RBK_V_LIST || !r->notices.u.list.n)
+		return 0;
+	r->delivering = true;
+	rbk_val all = r->notices;
+	r->notices = rbk_val_null();
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < all.u.list.n; i++)
+		rc = tell(r, &all.u.list.items[i], err);
+	rbk_val_free(&all);
+	r->delivering = false;
+	return rc;
+}
+
+/* Tell each entry that is for notice m, once. */
+static int tell(run *r, const rbk_val *mp, rbk_err *err)
+{
+	const rbk_val m = *mp;
+	const char *status = rbk_val_map_get(&m, "status")->u.s.s;
+	int64_t seq = rbk_val_map_get(&m, "seq")->u.i;
+	const rbk_val *done = rbk_val_map_get(&m, "done");
+	unsigned bit = rbk_notify_bit(status);
+	/* What a notification knows: run.status, run.reason ... (check.c). */
+	rbk_val notice = rbk_val_map();
+	rbk_val_map_set(&notice, "status", rbk_val_str(status));
+	rbk_val_map_set(&notice, "reason", rbk_val_copy(rbk_val_map_get(&m, "reason")));
+	rbk_val_map_set(&notice, "state", r->rs.current ? rbk_val_str(r->rs.current) : rbk_val_null());
+	const rbk_val *q = !strcmp(status, "waiting") && r->ask.t == RBK_V_MAP ? &r->ask : NULL;
+	const rbk_val *prompt = q ? rbk_val_map_get(q, "prompt") : NULL, *who = q ? rbk_val_map_get(q, "approvers") : NULL;
+	rbk_val_map_set(&notice, "prompt", prompt ? rbk_val_copy(prompt) : rbk_val_null());
+	rbk_val_map_set(&notice, "approvers", who ? rbk_val_copy(who) : rbk_val_list());
+	char *cmd = !strcmp(status, "waiting")		? rbk_xasprintf("rbk approve %lld", (long long)r->id)
+		    : !strcmp(status, "needs_attention") ? rbk_xasprintf("rbk resume %lld", (long long)r->id)
+							  : rbk_xasprintf("rbk log %lld", (long long)r->id);
+	rbk_val_map_set(&notice, "command", rbk_val_str(cmd));
+	rbk_free(cmd);
+	int rc = 0;
+	const char *from;
+	const rbk_notify *n;
+	for (size_t i = 0; rc == 0 && (n = notify_entry(r, i, &from)); i++) {
+		if (!(n->on & bit))
+			continue;
+		char id[32], key[96];
+		snprintf(id, sizeof id, "%s#%zu", from, !strcmp(from, "runbook") ? i : i - r->rb->nnotify);
+		bool told = false;
+		for (size_t j = 0; done && done->t == RBK_V_LIST && j < done->u.list.n; j++)
+			told |= done->u.list.items[j].t == RBK_V_STR && !strcmp(done->u.list.items[j].u.s.s, id);
+		if (told)
+			continue;
+		snprintf(key, sizeof key, "%lld:notify:%lld:%s", (long long)r->id, (long long)seq, id);
+		rbk_val_map_set(&notice, "key", rbk_val_str(key));
+		rbk_scope sc;
+		scope_of(r, &sc);
+		sc.notice = &notice;
+		rbk_notify_result res;
+		rbk_crash_point("notify.before_send");
+		rbk_notify_send(r->ip->reg, n, &sc, &r->mask, key, &res);
+		if (!res.ok)
+			rbk_ui_note(r->ip->ui, r->id, "notification %s (%s, %s) failed after %d %s: %s", id, n->act.action,
+				    status, res.attempts, res.attempts == 1 ? "try" : "tries", res.error);
+		rbk_val d = rbk_val_map();
+		rbk_val_map_set(&d, "status", rbk_val_str(status));
+		rbk_val_map_set(&d, "for_seq", rbk_val_int(seq));
+		rbk_val_map_set(&d, "entry", rbk_val_str(id));
+		rbk_val_map_set(&d, "action", rbk_val_str(n->act.action));
+		rbk_val_map_set(&d, "ok", rbk_val_bool(res.ok));
+		rbk_val_map_set(&d, "attempts", rbk_val_int(res.attempts));
+		rbk_val_map_set(&d, "error", res.error ? rbk_val_str(res.error) : rbk_val_null());
+		rbk_notify_result_free(&res);
+		rc = emit(r, "notified", d, err);
+		if (rc == 0)
+			rc = barrier(r, err);
+	}
+	rbk_val_free(&notice);
+	return rc;
 }
 
 /* Record an event (masked; data taken) and apply it, with its real
@@ -365,8 +531,10 @@ static int emit(run *r, const char *kind, rbk_val data, rbk_err *err)
 		if (res)
 			rbk_mask_taint(&r->mask, res);
 		rbk_rs_apply(&r->rs, kind, &data, wall_ms());
-		if (!pure)
+		if (!pure) {
 			r->last_seq = seq;
+			note_status(r, kind, &data, seq, false);
+		}
 	} else {
 		drop_batch(r->ip);
 		r->ip->tx_open = false; /* the store rolled the batch back */
@@ -411,7 +579,7 @@ static int finish(run *r, const char *status, const char *reason, rbk_err *err)
 
 static const rbk_scope *scope_of(run *r, rbk_scope *sc)
 {
-	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0, &r->mask};
+	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0, &r->mask, NULL};
 	return sc;
 }
 
@@ -1106,6 +1274,8 @@ static void run_free(run *r)
 		rbk_lease_release(&r->lease);
 	}
 	rbk_owner_release(r->owner_fd);
+	rbk_val_free(&r->notices);
+	rbk_val_free(&r->ask);
 	rbk_rs_free(&r->rs);
 	rbk_val_free(&r->params);
 	rbk_mask_free(&r->mask);
@@ -1425,6 +1595,10 @@ static int fold_event(void *ctx, const rbk_store_event *ev)
 	if (!strcmp(ev->kind, "vars_set"))
 		rederive_vars(f->r, &data, iso_ms(ev->at));
 	rbk_rs_apply(&f->r->rs, ev->kind, &data, iso_ms(ev->at));
+	if (!strcmp(ev->kind, "notified"))
+		note_told(f->r, &data);
+	else
+		note_status(f->r, ev->kind, &data, ev->seq, true);
 	rbk_val_free(&data);
 	return 0;
 }

@@ -45,6 +45,9 @@ typedef struct {
 	rbk_buf batch;	    /* {"events":[{"kind":K,"data":D},... as JSON, masked */
 	size_t batch_n, batch_data; /* events held; where the first one's D starts */
 	char batch_kind[16];	    /* the first one's K */
+	/* The shared notifications (_notify.yaml on the path) of every
+	 * top-level run; NULL: none. */
+	const rbk_runbook *notify_shared;
 } rbk_interp;
 
 typedef struct {

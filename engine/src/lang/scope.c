@@ -42,6 +42,8 @@ static int lookup(void *ctx, const char *const *segs, size_t n, rbk_val *out, rb
 		rbk_val_map_set(&m, "name", rbk_val_str(sc->runbook ? sc->runbook : ""));
 		rbk_val_map_set(&m, "actor", rbk_val_str(sc->actor ? sc->actor : ""));
 		rbk_val_map_set(&m, "dry_run", rbk_val_bool(sc->dry_run));
+		for (size_t i = 0; sc->notice && sc->notice->t == RBK_V_MAP && i < sc->notice->u.map.n; i++)
+			rbk_val_map_set(&m, sc->notice->u.map.keys[i], rbk_val_copy(&sc->notice->u.map.vals[i]));
 		int rc = walk_name(&m, segs, n, 1, out, err);
 		rbk_val_free(&m);
 		return rc;

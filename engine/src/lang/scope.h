@@ -18,6 +18,7 @@ typedef struct {
 	bool dry_run;
 	int64_t now_s; /* for now(): 0 means the wall clock (replay passes the event's time) */
 	rbk_mask *mask; /* where each secret computed is registered; NULL: none */
+	const rbk_val *notice; /* a notification's run.status, run.reason ...: a map; NULL: none */
 } rbk_scope;
 
 /* An evaluation environment reading from sc (which must outlive it). */

@@ -17,6 +17,7 @@ typedef struct {
 	const rbk_check_opts *opts;
 	rbk_diag *d;
 	int errors;
+	bool notify; /* checking a notify: entry: run has its notice fields too */
 } checker;
 
 static void error_at(checker *c, rbk_pos p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -44,6 +45,8 @@ static bool is_var(const rbk_runbook *rb, const char *name)
 }
 
 static const char *const RUN_FIELDS[] = {"id", "name", "actor", "dry_run", NULL};
+/* What a notification knows of the run besides (exec/notify.c). */
+static const char *const NOTICE_FIELDS[] = {"status", "reason", "state", "prompt", "approvers", "command", "key", NULL};
 static const char *const STEP_FIELDS[] = {"status", "exit_code", "stdout", "stderr", "out",
 					  "attempts", "error", "duration_ms", "cut", NULL};
 
@@ -77,6 +80,14 @@ static const char *bad_name(checker *c, const rbk_expr *e, char *why, size_t why
 {
 	const rbk_runbook *rb = c->rb;
 	const char *root = e->segs[0];
+	if (c->notify && !strcmp(root, "run") && e->nsegs == 2 &&
+	    (listed(e->segs[1], NOTICE_FIELDS) || listed(e->segs[1], RUN_FIELDS)))
+		return NULL;
+	if (c->notify && !strcmp(root, "run"))
+		return "in a notification, run has id, name, actor, dry_run, status, reason, state, prompt, approvers, "
+		       "command and key";
+	if (!rb->nstates && strcmp(root, "run") != 0)
+		return "a shared notification knows the run only: run.id, run.name, run.status, run.reason, ...";
 	if (!strcmp(root, "params")) {
 		if (e->nsegs != 2)
 			return "a param is named params.NAME";
@@ -489,9 +500,28 @@ static void check_state(checker *c, const rbk_state *st)
 	}
 }
 
+static void check_notify(checker *c)
+{
+	for (size_t i = 0; i < c->rb->nnotify; i++) {
+		const rbk_notify *n = &c->rb->notify[i];
+		check_action(c, &n->act);
+		c->notify = true;
+		check_call_spec(c, &n->act);
+		c->notify = false;
+	}
+}
+
+int rbk_check_notify(const rbk_runbook *shared, const rbk_check_opts *opts, rbk_diag *d)
+{
+	checker c = {shared, opts, d, 0, false};
+	check_notify(&c);
+	return c.errors;
+}
+
 int rbk_check(const rbk_runbook *rb, const rbk_check_opts *opts, rbk_diag *d)
 {
-	checker c = {rb, opts, d, 0};
+	checker c = {rb, opts, d, 0, false};
+	check_notify(&c);
 	check_graph(&c);
 	check_params(&c);
 	check_schedules(&c);

@@ -38,6 +38,8 @@ typedef struct {
 
 /* Returns the number of errors added to d (0: valid). */
 int rbk_check(const rbk_runbook *rb, const rbk_check_opts *opts, rbk_diag *d);
+/* The same checks for a shared notify file's model (rbk_model_build_notify). */
+int rbk_check_notify(const rbk_runbook *shared, const rbk_check_opts *opts, rbk_diag *d);
 
 /* Find runbook name on search_path (NAME.yaml or NAME.yml in each
  * directory). Returns a fresh path or NULL. */

@@ -843,11 +843,93 @@ static void build_schedules(builder *b, rbk_runbook *rb, const rbk_node *n)
 	}
 }
 
+static const char *const notify_statuses[] = {"started", "waiting", "needs_attention", "succeeded", "failed",
+					       "rolled_back", "aborted", NULL};
+
+unsigned rbk_notify_bit(const char *status)
+{
+	for (int i = 0; notify_statuses[i]; i++)
+		if (!strcmp(status, notify_statuses[i]))
+			return 1u << i;
+	return 0;
+}
+
+static void build_notify(builder *b, rbk_runbook *rb, const rbk_node *n)
+{
+	static const char *const keys[] = {"on", "do", "with", "attempts", NULL};
+	if (n->t != RBK_N_SEQ) {
+		ERR(b, n, "'notify' must be a list of {on, do, with}, not %s", rbk_node_type_name(n));
+		return;
+	}
+	rb->notify = rbk_xcalloc(n->count ? n->count : 1, sizeof *rb->notify);
+	for (size_t i = 0; i < n->count; i++) {
+		const rbk_node *e = n->vals[i], *v;
+		rbk_notify *nt = &rb->notify[rb->nnotify++];
+		nt->attempts = 3;
+		nt->doc = b->doc;
+		if (!is_map(b, e, "a 'notify' entry"))
+			continue;
+		check_keys(b, e, keys, "in a 'notify' entry");
+		if (!(v = rbk_node_get(e, "on")))
+			ERR(b, e, "a 'notify' entry needs 'on': the statuses it is sent for");
+		else if (v->t != RBK_N_SEQ || v->count == 0)
+			ERR(b, v, "'on' must be a list of statuses (started, waiting, needs_attention, succeeded, failed, "
+				  "rolled_back, aborted)");
+		else
+			for (size_t j = 0; j < v->count; j++) {
+				const rbk_node *st = v->vals[j];
+				unsigned bit = st->t == RBK_N_STR ? rbk_notify_bit(st->text) : 0;
+				if (!bit)
+					ERR(b, st, "'on': unknown status '%s' (started, waiting, needs_attention, succeeded, "
+						   "failed, rolled_back, aborted)",
+					    st->text ? st->text : rbk_node_type_name(st));
+				nt->on |= bit;
+			}
+		if (!rbk_node_get(e, "do"))
+			ERR(b, e, "a 'notify' entry needs 'do': the action that sends it");
+		build_call_spec(b, e, &nt->act, "do", true, "notify");
+		if ((v = rbk_node_get(e, "attempts"))) {
+			if (v->t != RBK_N_INT || v->i < 1 || v->i > 10)
+				ERR(b, v, "'attempts' must be an integer from 1 to 10, not %s",
+				    v->t == RBK_N_INT ? v->text : rbk_node_type_name(v));
+			else
+				nt->attempts = (int)v->i;
+		}
+	}
+}
+
+int rbk_model_build_notify(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
+{
+	static const char *const keys[] = {"notify", NULL};
+	builder bb = {doc, d, 0, NULL}, *b = &bb;
+	rbk_runbook *rb = rbk_xcalloc(1, sizeof *rb);
+	rb->doc = doc;
+	rb->name = rbk_xstrdup("_notify");
+	bb.rb = rb;
+	*out = NULL;
+	const rbk_node *root = doc->root, *v;
+	if (root->t != RBK_N_MAP)
+		ERR(b, root, "a shared notify file is a map with the key notify, not %s", rbk_node_type_name(root));
+	else {
+		check_keys(b, root, keys, "in a shared notify file");
+		if ((v = rbk_node_get(root, "notify")))
+			build_notify(b, rb, v);
+		else
+			error_at(b, 1, 1, "missing 'notify'");
+	}
+	if (b->errors) {
+		rbk_model_free(rb);
+		return -1;
+	}
+	*out = rb;
+	return 0;
+}
+
 int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 {
 	static const char *const keys[] = {"rbk",	  "name",	     "title", "description", "params",
 					   "vars",	  "lock",	     "queue", "schedule",    "on_failure",
-					   "max_transitions", "start", "states",  NULL};
+					   "max_transitions", "start", "states",  "notify",	     NULL};
 	builder bb = {doc, d, 0, NULL}, *b = &bb;
 	rbk_runbook *rb = rbk_xcalloc(1, sizeof *rb);
 	bb.rb = rb;
@@ -888,6 +970,8 @@ int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d)
 		ERR(b, v, "bad queue name '%s' (letters, digits and . _ : - only, at most 100)", rb->queue);
 	if ((v = rbk_node_get(root, "schedule")))
 		build_schedules(b, rb, v);
+	if ((v = rbk_node_get(root, "notify")))
+		build_notify(b, rb, v);
 	if ((v = rbk_node_get(root, "on_failure"))) {
 		rb->on_failure = want_str(b, v, "'on_failure'");
 		rb->on_failure_pos = pos_of(v);
@@ -944,6 +1028,9 @@ void rbk_model_free(rbk_runbook *rb)
 		rbk_free(p->values);
 	}
 	rbk_free(rb->params);
+	for (size_t i = 0; i < rb->nnotify; i++)
+		rbk_free(rb->notify[i].act.action);
+	rbk_free(rb->notify);
 	for (size_t i = 0; i < rb->nvars; i++)
 		rbk_free(rb->vars[i].name);
 	rbk_free(rb->vars);

@@ -120,6 +120,21 @@ typedef struct {
 	char *queue; /* where its runs execute; NULL: the runbook's */
 } rbk_schedule;
 
+/* One entry of notify: (docs/operations.md, "Getting told"). */
+typedef struct {
+	unsigned on;	   /* RBK_NOTIFY_* bits: the statuses it is sent for */
+	rbk_call_spec act; /* do/with */
+	int attempts;	   /* tries before it is given up (default 3) */
+	const rbk_doc *doc; /* the file it was written in (a runbook, or the shared _notify.yaml) */
+} rbk_notify;
+
+enum {
+	RBK_NOTIFY_STARTED = 1, RBK_NOTIFY_WAITING = 2, RBK_NOTIFY_NEEDS_ATTENTION = 4, RBK_NOTIFY_SUCCEEDED = 8,
+	RBK_NOTIFY_FAILED = 16, RBK_NOTIFY_ROLLED_BACK = 32, RBK_NOTIFY_ABORTED = 64
+};
+/* The bit of a status a notification can be sent for; 0: none. */
+unsigned rbk_notify_bit(const char *status);
+
 typedef struct {
 	const rbk_doc *doc; /* borrowed: the file the model came from */
 	char *name;
@@ -140,6 +155,8 @@ typedef struct {
 	rbk_pos start_pos;
 	rbk_state *states;
 	size_t nstates;
+	rbk_notify *notify;
+	size_t nnotify;
 } rbk_runbook;
 
 /* max_transitions: the default, and the largest value a runbook may give. */
@@ -150,6 +167,10 @@ typedef struct {
  * error to d (the model is then not usable). doc must outlive the model. */
 int rbk_model_build(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d);
 void rbk_model_free(rbk_runbook *rb);
+/* The shared notifications of a _notify.yaml (a map with the one key
+ * notify:), built as a runbook's notify: is, into an otherwise empty model
+ * named "_notify". Returns 0, or -1 with the errors in d. */
+int rbk_model_build_notify(rbk_runbook **out, const rbk_doc *doc, rbk_diag *d);
 /* Index of the state called name, or -1. */
 int rbk_model_state(const rbk_runbook *rb, const char *name);
 const rbk_param *rbk_model_param(const rbk_runbook *rb, const char *name);
