@@ -206,3 +206,6 @@ printf 'notify:\n  - {on: [failed], do: http.request, with: {url: "http://127.0.
 OUT=$("$RBK" run slow 2>&1 </dev/null & sleep 1; kill %1 2>/dev/null)
 [[ $OUT == *"_notify.yaml:2:"*"params.x"*"shared notifications of"*"are off"* ]]
 t $? "a broken shared file is named with its place and switched off with a warning, not fatal" "$OUT"
+OUT=$("$RBK" validate slow 2>&1)
+[[ $? == 2 && $OUT == *"_notify.yaml:2:"*"params.x"* ]]
+t $? "rbk validate of any runbook on the path refuses a broken shared file: exit 2" "$OUT"

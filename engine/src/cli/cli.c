@@ -65,6 +65,10 @@ int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk
 	return 0;
 }
 
+static bool notify_broken;
+
+bool rbk_cli_notify_broken(void) { return notify_broken; }
+
 const rbk_runbook *rbk_cli_notify_shared(void)
 {
 	static bool loaded;
@@ -97,6 +101,7 @@ const rbk_runbook *rbk_cli_notify_shared(void)
 		fprintf(stderr, "rbk: warning: the shared notifications of %s are off until it is fixed\n", path);
 		rbk_model_free(shared);
 		shared = NULL;
+		notify_broken = true;
 	}
 	rbk_diag_free(&d);
 	rbk_free(path);

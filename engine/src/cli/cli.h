@@ -61,6 +61,8 @@ void rbk_cli_runbook_free(rbk_cli_runbook *r);
  * are printed as a warning) when it is broken. */
 #define RBK_CLI_NOTIFY_FILE "_notify.yaml"
 const rbk_runbook *rbk_cli_notify_shared(void);
+/* Whether rbk_cli_notify_shared found the shared file broken. */
+bool rbk_cli_notify_broken(void);
 
 /* The plugins on the plugin path, loaded once per process (refusals are
  * printed to stderr). Freed at exit. */

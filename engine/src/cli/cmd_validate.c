@@ -52,6 +52,10 @@ static int run(int argc, char **argv)
 	}
 	rbk_free(names);
 	rbk_free(paths);
+	/* The shared notifications every run on the path sends through. */
+	rbk_cli_notify_shared();
+	if (rbk_cli_notify_broken())
+		bad++;
 	return bad ? RBK_EXIT_BADINPUT : RBK_EXIT_OK;
 }
 
