@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -138,6 +140,21 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 	/* NODELETE: code stays mapped after dlclose, so nothing that outlives
 	 * the registry (an atexit handler, a sanitizer's report) calls into an
 	 * unmapped plugin. */
+	/* Code anyone can replace is not loaded: the plugin's file and its
+	 * directory must not be writable by others. */
+	char *copy = rbk_xstrdup(file);
+	const char *dir = dirname(copy);
+	struct stat sb;
+	const char *open_to = stat(file, &sb) == 0 && (sb.st_mode & S_IWOTH)  ? file
+			      : stat(dir, &sb) == 0 && (sb.st_mode & S_IWOTH) ? dir
+									      : NULL;
+	if (open_to) {
+		int rc = refuse(d, file, NULL, "%s can be written by anyone (mode %04o): chmod o-w %s", open_to,
+				(unsigned)(sb.st_mode & 07777), open_to);
+		rbk_free(copy);
+		return rc;
+	}
+	rbk_free(copy);
 	void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
 	if (!h)
 		return refuse(d, file, NULL, "cannot load: %s", dlerror());

@@ -680,6 +680,26 @@ static int exec1(rbk_sqlite *s, const char *sql, const char *op, int *out_int, c
 /* Refuse a file that is not SQLite before SQLite touches it: never risk
  * rewriting someone's file that happens to sit at the store's path. An empty
  * file is what SQLite itself treats as a new database. */
+/* A store anyone can write is no record: another user could replace,
+ * remove or rewrite it. Its directory and file are refused when writable
+ * by others (a directory's sticky bit does not help: rbk.db-wal can still
+ * be planted beside it). */
+static int check_private(const char *home, const char *path, rbk_err *err)
+{
+	struct stat sb;
+	const char *what = stat(home, &sb) == 0 && (sb.st_mode & S_IWOTH) ? home
+			   : stat(path, &sb) == 0 && (sb.st_mode & S_IWOTH)  ? path
+									     : NULL;
+	if (!what)
+		return 0;
+	rbk_err_set(err, -1,
+		    "store %s: %s can be written by anyone (mode %04o), so the record could be replaced or removed "
+		    "by another user; refused (chmod o-w %s)",
+		    path, what, (unsigned)(sb.st_mode & 07777), what);
+	err->code = RBK_ERR_STORE;
+	return -1;
+}
+
 static int check_header(const char *path, rbk_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -770,7 +790,7 @@ int rbk_sqlite_open_file(rbk_sqlite **out, const char *file, rbk_err *err)
 		*slash = 0;
 	int hrc = rbk_mkdir_p(home, err);
 	char *path = rbk_xstrdup(file);
-	if (hrc < 0 || check_header(path, err) < 0) {
+	if (hrc < 0 || check_private(home, path, err) < 0 || check_header(path, err) < 0) {
 		rbk_free(home);
 		rbk_free(path);
 		return -1;
