@@ -135,6 +135,87 @@ static int eval_name(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, r
 	return 0;
 }
 
+/* How e is written, for messages: steps.q.out.rows[0].age. */
+static void path_text(rbk_buf *b, const rbk_expr *e)
+{
+	if (e->kind == RBK_E_NAME) {
+		for (size_t i = 0; i < e->nsegs; i++)
+			rbk_buf_printf(b, "%s%s", i ? "." : "", e->segs[i]);
+	} else if (e->kind == RBK_E_INDEX) {
+		path_text(b, e->a);
+		if (e->op == RBK_T_DOT)
+			rbk_buf_printf(b, ".%s", e->b->lit.u.s.s); /* written .key */
+		else if (e->b->kind == RBK_E_LIT && e->b->lit.t == RBK_V_INT)
+			rbk_buf_printf(b, "[%lld]", (long long)e->b->lit.u.i);
+		else if (e->b->kind == RBK_E_LIT && e->b->lit.t == RBK_V_STR)
+			rbk_buf_printf(b, "['%s']", e->b->lit.u.s.s);
+		else
+			rbk_buf_puts(b, "[...]");
+	} else if (e->kind == RBK_E_CALL) {
+		rbk_buf_printf(b, "%s(...)", e->fn);
+	} else {
+		rbk_buf_puts(b, "(...)");
+	}
+}
+
+/* An absent member or item: RBK_ERR_NONAME, which default() catches. */
+__attribute__((format(printf, 3, 4))) static int absent(rbk_err *err, const rbk_expr *e, const char *fmt, ...)
+{
+	if (!err)
+		return -1;
+	char why[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	rbk_buf b = {0};
+	path_text(&b, e);
+	rbk_err_set(err, e->pos, "no value at '%s': %s", b.s ? b.s : "", why);
+	err->code = RBK_ERR_NONAME;
+	rbk_buf_free(&b);
+	return -1;
+}
+
+static int eval_index(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_err *err)
+{
+	rbk_val base = rbk_val_null(), key = rbk_val_null();
+	*out = rbk_val_null();
+	if (eval(e->a, env, &base, err) < 0)
+		return -1;
+	if (eval(e->b, env, &key, err) < 0) {
+		rbk_val_free(&base);
+		return -1;
+	}
+	int rc = 0;
+	const rbk_val *got = NULL;
+	rbk_buf bp = {0};
+	path_text(&bp, e->a);
+	if (base.t == RBK_V_LIST && key.t == RBK_V_INT) {
+		if (key.u.i < 0 || (uint64_t)key.u.i >= base.u.list.n)
+			rc = absent(err, e, "index %lld is out of range ('%s' has %zu item%s)", (long long)key.u.i,
+				    bp.s ? bp.s : "", base.u.list.n, base.u.list.n == 1 ? "" : "s");
+		else
+			got = &base.u.list.items[key.u.i];
+	} else if (base.t == RBK_V_MAP && key.t == RBK_V_STR) {
+		if (!(got = rbk_val_map_get(&base, key.u.s.s)))
+			rc = absent(err, e, "'%s' has no key '%s'", bp.s ? bp.s : "", key.u.s.s);
+	} else if (base.t == RBK_V_LIST || base.t == RBK_V_MAP) {
+		rc = fail(err, e->b->pos, "'%s' is a %s: its %s are picked by %s, not by a %s", bp.s ? bp.s : "",
+			  rbk_val_type_name(base.t), base.t == RBK_V_LIST ? "items" : "members",
+			  base.t == RBK_V_LIST ? "an int" : "a string", rbk_val_type_name(key.t));
+	} else {
+		rc = fail(err, e->pos, "'%s' is a %s, not a list or a map", bp.s ? bp.s : "", rbk_val_type_name(base.t));
+	}
+	if (got) {
+		*out = rbk_val_copy(got);
+		out->secret |= base.secret; /* a value inside a secret is a secret */
+	}
+	rbk_buf_free(&bp);
+	rbk_val_free(&base);
+	rbk_val_free(&key);
+	return rc;
+}
+
 /* ---- operators ---- */
 
 static int eval_logic(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_err *err)
@@ -763,6 +844,9 @@ static int eval(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_er
 		break;
 	case RBK_E_CALL:
 		rc = eval_call(e, env, out, err);
+		break;
+	case RBK_E_INDEX:
+		rc = eval_index(e, env, out, err);
 		break;
 	default:
 		return fail(err, e->pos, "bad expression node");

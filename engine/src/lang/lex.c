@@ -43,6 +43,7 @@ const char *rbk_tok_name(rbk_tok_kind k)
 	    [RBK_T_TRUE] = "'true'",           [RBK_T_FALSE] = "'false'",
 	    [RBK_T_NULL] = "'null'",           [RBK_T_DOT] = "'.'",
 	    [RBK_T_COMMA] = "','",             [RBK_T_LPAREN] = "'('",
+	    [RBK_T_LBRACKET] = "'['",          [RBK_T_RBRACKET] = "']'",
 	    [RBK_T_RPAREN] = "')'",            [RBK_T_OR] = "'||'",
 	    [RBK_T_AND] = "'&&'",              [RBK_T_EQ] = "'=='",
 	    [RBK_T_NE] = "'!='",               [RBK_T_LT] = "'<'",
@@ -272,6 +273,8 @@ static int lex_op(rbk_lexer *lx, rbk_tok *t, rbk_err *err)
 	case '(': t->kind = RBK_T_LPAREN; break;
 	case ')': t->kind = RBK_T_RPAREN; break;
 	case ',': t->kind = RBK_T_COMMA; break;
+	case '[': t->kind = RBK_T_LBRACKET; break;
+	case ']': t->kind = RBK_T_RBRACKET; break;
 	case '.': t->kind = RBK_T_DOT; break;
 	case '+': t->kind = RBK_T_PLUS; break;
 	case '-': t->kind = RBK_T_MINUS; break;

@@ -39,7 +39,9 @@ typedef enum {
 	RBK_T_STAR,
 	RBK_T_SLASH,
 	RBK_T_PERCENT,
-	RBK_T_NOT /* ! */
+	RBK_T_NOT, /* ! */
+	RBK_T_LBRACKET,
+	RBK_T_RBRACKET
 } rbk_tok_kind;
 
 typedef struct {

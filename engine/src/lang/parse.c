@@ -228,6 +228,49 @@ static int parse_regex(parser *p, rbk_expr **out)
 	return advance(p);
 }
 
+/* After a name, a call or parentheses: [expr] picks an item or member,
+ * and .name a member (json(x, '$').rows[0].age); after a plain name only
+ * once a [ ] is there, since the name's own dots are its segments. */
+static int parse_postfix(parser *p, rbk_expr **out, int *h)
+{
+	bool indexed = (*out)->kind != RBK_E_NAME;
+	for (;;) {
+		if (p->tok.kind == RBK_T_LBRACKET) {
+			rbk_expr *e = new_node(RBK_E_INDEX, p->tok.pos);
+			e->a = *out;
+			*out = e;
+			int hb = 1;
+			if (advance(p) < 0 || parse_expr(p, &e->b, &hb) < 0)
+				return -1;
+			if (p->tok.kind != RBK_T_RBRACKET)
+				return unexpected(p, "missing ']', found ");
+			if (hb + 1 > *h)
+				*h = hb + 1;
+			indexed = true;
+			if (advance(p) < 0)
+				return -1;
+		} else if (indexed && p->tok.kind == RBK_T_DOT) {
+			int dot = p->tok.pos;
+			if (advance(p) < 0)
+				return -1;
+			if (p->tok.kind != RBK_T_IDENT || p->tok.pos != dot + 1) {
+				rbk_err_set(p->err, dot, "expected a name right after '.'");
+				return -1;
+			}
+			rbk_expr *e = new_node(RBK_E_INDEX, dot);
+			e->op = RBK_T_DOT; /* written .name, not ['name'] */
+			e->a = *out;
+			e->b = new_node(RBK_E_LIT, p->tok.pos);
+			e->b->lit = rbk_val_str(p->tok.text);
+			*out = e;
+			if (advance(p) < 0)
+				return -1;
+		} else {
+			return 0;
+		}
+	}
+}
+
 static int parse_primary(parser *p, rbk_expr **out, int *h)
 {
 	rbk_tok *t = &p->tok;
@@ -254,13 +297,13 @@ static int parse_primary(parser *p, rbk_expr **out, int *h)
 	case RBK_T_REGEX:
 		return parse_regex(p, out);
 	case RBK_T_IDENT:
-		return parse_name(p, out, h);
+		return parse_name(p, out, h) < 0 ? -1 : parse_postfix(p, out, h);
 	case RBK_T_LPAREN:
 		if (advance(p) < 0 || parse_expr(p, out, h) < 0)
 			return -1;
 		if (p->tok.kind != RBK_T_RPAREN)
 			return unexpected(p, "missing ')', found ");
-		return advance(p);
+		return advance(p) < 0 ? -1 : parse_postfix(p, out, h);
 	default:
 		return unexpected(p, NULL);
 	}

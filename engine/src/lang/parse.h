@@ -17,7 +17,8 @@ typedef enum {
 	RBK_E_NAME,   /* segs: "steps" "x" "stdout" */
 	RBK_E_UNARY,  /* op (RBK_T_NOT or RBK_T_MINUS), a */
 	RBK_E_BINARY, /* op, a, b */
-	RBK_E_CALL    /* fn, args */
+	RBK_E_CALL,   /* fn, args */
+	RBK_E_INDEX   /* a[b]: a list's item (b an int) or a map's member (b a string); a.key after ']' too */
 } rbk_ekind;
 
 typedef struct rbk_expr rbk_expr;

@@ -9,12 +9,23 @@ static int walk_name(const rbk_val *v, const char *const *segs, size_t n, size_t
 	bool secret = false; /* a value inside a secret is a secret */
 	for (size_t i = from; i < n; i++) {
 		secret |= v && v->secret;
+		const rbk_val *up = v;
 		v = v && v->t == RBK_V_MAP ? rbk_val_map_get(v, segs[i]) : NULL;
 		if (!v) {
 			rbk_buf b = {0};
-			for (size_t j = 0; j < n; j++)
+			size_t prefix = 0;
+			for (size_t j = 0; j < n; j++) {
 				rbk_buf_printf(&b, "%s%s", j ? "." : "", segs[j]);
-			rbk_err_set(err, 0, "unknown name '%s'", b.s);
+				if (j + 1 == i)
+					prefix = b.len;
+			}
+			if (i > from && up && up->t != RBK_V_MAP) /* inside a value: say where the path stops */
+				rbk_err_set(err, 0, "no value at '%s': '%.*s' is a %s, not a map", b.s, (int)prefix, b.s,
+					    rbk_val_type_name(up->t));
+			else if (i > from)
+				rbk_err_set(err, 0, "no value at '%s': '%.*s' has no key '%s'", b.s, (int)prefix, b.s, segs[i]);
+			else
+				rbk_err_set(err, 0, "unknown name '%s'", b.s);
 			if (err)
 				err->code = RBK_ERR_NONAME;
 			rbk_buf_free(&b);

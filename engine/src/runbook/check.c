@@ -89,7 +89,7 @@ static const char *bad_name(checker *c, const rbk_expr *e, char *why, size_t why
 	if (!rb->nstates && strcmp(root, "run") != 0)
 		return "a shared notification knows the run only: run.id, run.name, run.status, run.reason, ...";
 	if (!strcmp(root, "params")) {
-		if (e->nsegs != 2)
+		if (e->nsegs < 2)
 			return "a param is named params.NAME";
 		if (!rbk_model_param(rb, e->segs[1])) {
 			snprintf(why, whylen, "no param '%s' is declared", e->segs[1]);
@@ -98,7 +98,7 @@ static const char *bad_name(checker *c, const rbk_expr *e, char *why, size_t why
 		return NULL;
 	}
 	if (!strcmp(root, "vars")) {
-		if (e->nsegs != 2)
+		if (e->nsegs < 2)
 			return "a variable is named vars.NAME";
 		if (!is_var(rb, e->segs[1])) {
 			snprintf(why, whylen, "no variable '%s' is declared in 'vars' or assigned by 'set'",
@@ -123,7 +123,7 @@ static const char *bad_name(checker *c, const rbk_expr *e, char *why, size_t why
 		if (!listed(e->segs[2], STEP_FIELDS))
 			return "a step has status, exit_code, stdout, stderr, out.NAME, attempts, error, duration_ms and cut";
 		if (!strcmp(e->segs[2], "out")) {
-			if (e->nsegs != 4)
+			if (e->nsegs < 4)
 				return "an output is named steps.STATE.out.NAME";
 			const rbk_state *st = &rb->states[si];
 			const rbk_check_actions *a = c->opts ? c->opts->actions : NULL;
