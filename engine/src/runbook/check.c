@@ -89,7 +89,7 @@ static const char *bad_name(checker *c, const rbk_expr *e, char *why, size_t why
 	if (!rb->nstates && strcmp(root, "run") != 0)
 		return "a shared notification knows the run only: run.id, run.name, run.status, run.reason, ...";
 	if (!strcmp(root, "params")) {
-		if (e->nsegs < 2)
+		if (e->nsegs != 2) /* params are scalars: nothing inside */
 			return "a param is named params.NAME";
 		if (!rbk_model_param(rb, e->segs[1])) {
 			snprintf(why, whylen, "no param '%s' is declared", e->segs[1]);
