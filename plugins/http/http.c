@@ -46,7 +46,7 @@ typedef struct {
 	int64_t connect_timeout, timeout; /* ms; 0: no limit of our own */
 	int64_t max_retry_wait;           /* ms */
 	int64_t retries, max_redirects, max_body;
-	int verify_tls, follow;
+	int verify_tls, follow, secret_body;
 	const char *ca_file;
 	secrets sec;
 	char *basic_b64; /* base64 of username:password, masked too */
@@ -205,6 +205,7 @@ static int parse_args(rbk_call *call, const rbk_value *args, req *r)
 	r->max_body = rbk_arg_int(args, "max_body", DEFAULT_MAX_BODY);
 	r->verify_tls = rbk_arg_bool(args, "verify_tls", 1);
 	r->follow = rbk_arg_bool(args, "follow_redirects", 0);
+	r->secret_body = rbk_arg_bool(args, "secret_body", 0);
 	r->ca_file = rbk_arg_string(args, "ca_file");
 	if (r->retries < 0 || r->retries > MAX_RETRIES) {
 		host->set_error(call, "http.request: retries must be from 0 to %d, not %lld", MAX_RETRIES,
@@ -691,6 +692,10 @@ static void set_response_outputs(rbk_call *call, const req *r, CURL *h, const re
 	set_headers_output(call, r, p);
 	size_t len;
 	char *body = masked(r, hb_str(&p->body), p->body.len, &len);
+	/* A response that carries a credential (a login's token): rbk masks it
+	 * everywhere, and what the runbook computes from it. */
+	if (r->secret_body && len && RBK_HOST_HAS(host, mark_secret))
+		host->mark_secret(call, body, len);
 	host->set_output_string(call, "body", body, len);
 	free(body);
 	host->set_output_bool(call, "body_truncated", p->truncated);
@@ -908,6 +913,7 @@ static const rbk_param_decl request_params[] = {
 	{"follow_redirects", RBK_TYPE_BOOL, 0, "false", "follow 3xx responses"},
 	{"max_redirects", RBK_TYPE_INT, 0, "10", "most redirects followed"},
 	{"max_body", RBK_TYPE_INT, 0, "1048576", "bytes of the response body kept; the transfer stops there"},
+	{"secret_body", RBK_TYPE_BOOL, 0, "false", "the response body is a secret (a token): masked wherever rbk records or shows it"},
 	{NULL, 0, 0, NULL, NULL}};
 
 static const rbk_output_decl request_outputs[] = {

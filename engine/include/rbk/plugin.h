@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define RBK_PLUGIN_ABI_MAJOR 1
-#define RBK_PLUGIN_ABI_MINOR 0
+#define RBK_PLUGIN_ABI_MINOR 1
 
 /* Types of params and outputs. */
 typedef enum {
@@ -157,6 +157,12 @@ typedef struct {
 	 * ending with "\n[rbk: output cut at K of N bytes]". A plugin that
 	 * reads something large need not read or keep more than this. */
 	size_t (*output_limit)(rbk_call *call);
+	/* Added in ABI 1.1. text (len bytes) is a secret from now on: a token
+	 * the action obtained, a key in a response. rbk masks every occurrence
+	 * of it as *** in what it records and shows (this step's outputs,
+	 * error and log included), and what is computed from it is a secret
+	 * too; the runbook's later steps still get the real value. */
+	void (*mark_secret)(rbk_call *call, const char *text, size_t len);
 } rbk_host;
 
 /* 1 when the host table h offers fn, a function added after ABI 1.0. */

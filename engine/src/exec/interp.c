@@ -686,6 +686,8 @@ static int succeed(run *r, const rbk_state *st, rbk_err *err)
 				rbk_free(why);
 				return rc;
 			}
+			if (a->secret) /* declared secret: masked wherever it goes, like a secret param */
+				rbk_val_mark_secret(&v);
 			rbk_val_map_set(&vars, a->name, v);
 		}
 		if (emit(r, "vars_set", map2("state", rbk_val_str(st->name), "vars", vars), err) < 0)
@@ -772,6 +774,15 @@ static int prepare(run *r, const rbk_call_spec *cs, const rbk_reg_action **act, 
 	return 0;
 }
 
+/* What the action marked secret (plugin.h mark_secret) joins the mask
+ * before anything of its result is recorded or shown. */
+static void take_secrets(run *r, const rbk_runner_result *res)
+{
+	for (size_t i = 0; res->secrets.t == RBK_V_LIST && i < res->secrets.u.list.n; i++)
+		if (res->secrets.u.list.items[i].t == RBK_V_STR)
+			rbk_mask_add(&r->mask, res->secrets.u.list.items[i].u.s.s);
+}
+
 /* Run (or, dry, pretend to run) one attempt of an action state. */
 static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 {
@@ -854,6 +865,7 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 	}
 	rbk_val_free(&args);
 	rbk_crash_point("action.returned");
+	take_secrets(r, &res);
 	ok = res.ok;
 	if (res.signal == SIGKILL && stop_signals >= 2) {
 		/* Interrupted by the operator: the attempt stays in flight. */
@@ -1041,6 +1053,7 @@ static int run_undo(run *r, const rbk_state *st, int attempt, rbk_err *err)
 			return -1;
 		}
 		rbk_val_free(&args);
+		take_secrets(r, &res);
 		ok = res.ok;
 		ms = res.duration_ms;
 		error = res.error ? rbk_mask_apply(&r->mask, res.error, strlen(res.error), NULL) : NULL;

@@ -827,11 +827,21 @@ static int h_add_process_group(rbk_call *c, int64_t pgid)
 	return pgid > 1 && pgid <= INT32_MAX ? rbk_procs_add_group((pid_t)pgid) : -1;
 }
 
+static void h_mark_secret(rbk_call *c, const char *text, size_t len)
+{
+	if (!text || !len)
+		return;
+	if (c->secrets.t != RBK_V_LIST)
+		c->secrets = rbk_val_list();
+	rbk_val_list_push(&c->secrets, rbk_val_strn(text, len));
+}
+
 const rbk_host *rbk_reg_host(void)
 {
 	static const rbk_host host = {RBK_PLUGIN_ABI_MAJOR, RBK_PLUGIN_ABI_MINOR, sizeof(rbk_host), h_set_output,
 				      h_set_output_string, h_set_output_int, h_set_output_bool, h_set_error, h_log,
-				      h_arg, h_key, h_time_left, h_dry_run, h_add_process_group, h_output_limit};
+				      h_arg, h_key, h_time_left, h_dry_run, h_add_process_group, h_output_limit,
+				      h_mark_secret};
 	return &host;
 }
 
@@ -841,6 +851,7 @@ void rbk_reg_call_init(rbk_call *c, const char *key, int64_t deadline_ms, int dr
 	c->outputs = rbk_val_map();
 	c->out_left = rbk_reg_outputs_budget();
 	c->cut = rbk_val_map();
+	c->secrets = rbk_val_list();
 	c->key = key;
 	c->deadline_ms = deadline_ms;
 	c->dry_run = dry_run;
@@ -850,6 +861,7 @@ void rbk_reg_call_free(rbk_call *c)
 {
 	rbk_val_free(&c->outputs);
 	rbk_val_free(&c->cut);
+	rbk_val_free(&c->secrets);
 	rbk_free(c->error);
 	rbk_buf_free(&c->log);
 }

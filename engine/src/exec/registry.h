@@ -67,6 +67,7 @@ struct rbk_call {
 	size_t out_left; /* what the outputs may still take (rbk_reg_outputs_budget) */
 	rbk_val cut;     /* map: output name -> list of the paths cut in it */
 	int log_cut;
+	rbk_val secrets; /* list: the texts the action marked secret (mark_secret) */
 };
 
 /* The output cap (docs/plugins.md): every string a plugin hands over as

@@ -144,6 +144,7 @@ static char *run_action(const rbk_reg_action *a, const rbk_val *args, const char
 				rbk_val_str(call.error ? call.error : "the action failed without a message"));
 	rbk_val_map_set(&res, "log", rbk_val_str(call.log.s ? call.log.s : ""));
 	rbk_val_map_set(&res, "cut", rbk_reg_call_cut(&call));
+	rbk_val_map_set(&res, "secrets", rbk_val_copy(&call.secrets));
 	char *json = rbk_json_encode(&res);
 	rbk_val_free(&res);
 	rbk_reg_args_free(av);
@@ -307,10 +308,13 @@ static void decode(rbk_runner_result *out, const char *json, size_t len)
 		rbk_free(out->log);
 		out->log = rbk_xstrdup(lg->u.s.s);
 	}
-	const rbk_val *cut = rbk_val_map_get(&res, "cut");
+	const rbk_val *cut = rbk_val_map_get(&res, "cut"), *sec = rbk_val_map_get(&res, "secrets");
 	for (size_t i = 0; cut && cut->t == RBK_V_LIST && i < cut->u.list.n; i++)
 		if (cut->u.list.items[i].t == RBK_V_STR)
 			rbk_val_list_push(&out->cut, rbk_val_copy(&cut->u.list.items[i]));
+	for (size_t i = 0; sec && sec->t == RBK_V_LIST && i < sec->u.list.n; i++)
+		if (sec->u.list.items[i].t == RBK_V_STR)
+			rbk_val_list_push(&out->secrets, rbk_val_copy(&sec->u.list.items[i]));
 	rbk_val_free(&res);
 }
 
@@ -321,6 +325,7 @@ int rbk_runner_exec(const rbk_reg_action *a, const rbk_val *args, const char *ke
 	out->outputs = rbk_val_map();
 	out->log = rbk_xstrdup("");
 	out->cut = rbk_val_list();
+	out->secrets = rbk_val_list();
 	if (worker.pid && worker.generation != rbk_reg_generation())
 		retire(true);
 	if (!worker.pid && start_worker(err) < 0)
@@ -432,6 +437,7 @@ void rbk_runner_result_free(rbk_runner_result *r)
 {
 	rbk_val_free(&r->outputs);
 	rbk_val_free(&r->cut);
+	rbk_val_free(&r->secrets);
 	rbk_free(r->error);
 	rbk_free(r->log);
 	memset(r, 0, sizeof *r);

@@ -26,6 +26,7 @@ typedef struct {
 	int signal;      /* the signal that ended the child, 0 if none */
 	int64_t duration_ms;
 	rbk_val cut;     /* list: the outputs the host cut (registry.h), by path */
+	rbk_val secrets; /* list: the texts the action marked secret (plugin.h mark_secret) */
 } rbk_runner_result;
 
 /* Run action with args (a map). timeout_ms < 0: none. plan: call the

@@ -389,10 +389,16 @@ static void build_set(builder *b, rbk_state *st, const rbk_node *n)
 		a->name = rbk_xstrdup(n->keys[i]->text);
 		if (!var_name_ok(a->name))
 			ERR(b, n->keys[i], "bad variable name '%s' (use [a-z_][a-z0-9_]*)", a->name);
-		if (n->vals[i]->t == RBK_N_STR)
-			parse_mexpr(b, n->vals[i], &a->value, "set");
+		const rbk_node *v = n->vals[i], *sv = v->t == RBK_N_MAP && v->count == 2 ? rbk_node_get(v, "secret") : NULL;
+		const rbk_node *vv = sv ? rbk_node_get(v, "value") : NULL;
+		if (vv) { /* {value: EXPR, secret: true}: a secret variable */
+			a->secret = want_bool(b, sv, "'secret'");
+			v = vv;
+		}
+		if (v->t == RBK_N_STR)
+			parse_mexpr(b, v, &a->value, "set");
 		else
-			a->lit = n->vals[i];
+			a->lit = v;
 	}
 }
 

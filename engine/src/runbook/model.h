@@ -64,6 +64,7 @@ typedef struct {
 	char *name;
 	rbk_mexpr value;     /* when the YAML value is a string: an expression */
 	const rbk_node *lit; /* otherwise: a literal value (borrowed) */
+	bool secret;	     /* written {value: EXPR, secret: true}: the value is a secret */
 } rbk_assign;
 
 typedef enum { RBK_S_ACTION, RBK_S_DECISION, RBK_S_APPROVAL, RBK_S_WAIT, RBK_S_CALL, RBK_S_END } rbk_skind;

@@ -143,10 +143,38 @@ static const rbk_param_decl ledger_params[] = {{"file", RBK_TYPE_STRING, 1, NULL
 					       {"fail", RBK_TYPE_BOOL, 0, "false", "fail after writing"},
 					       {NULL, 0, 0, NULL, NULL}};
 
+/* A fresh credential, as a login would hand one out: marked secret
+ * (plugin.h mark_secret), then output, logged and put in the error. */
+static int token_run(rbk_call *call, const rbk_value *args)
+{
+	(void)args;
+	char tok[48];
+	FILE *f = fopen("/dev/urandom", "r");
+	unsigned char raw[12] = {0};
+	if (!f || fread(raw, 1, sizeof raw, f) != sizeof raw) {
+		if (f)
+			fclose(f);
+		host->set_error(call, "no randomness");
+		return 1;
+	}
+	fclose(f);
+	int n = snprintf(tok, sizeof tok, "tok-");
+	for (size_t i = 0; i < sizeof raw; i++)
+		n += snprintf(tok + n, sizeof tok - (size_t)n, "%02x", raw[i]);
+	host->mark_secret(call, tok, strlen(tok));
+	host->set_output_string(call, "token", tok, strlen(tok));
+	char line[96];
+	snprintf(line, sizeof line, "session %s opened", tok);
+	host->set_output_string(call, "message", line, strlen(line));
+	host->log(call, RBK_LOG_INFO, "got %s", tok);
+	return 0;
+}
+
 static const rbk_action actions[] = {
 	{"ledger", "append to a ledger (not idempotent)", ledger_params, NULL, 0, ledger_run, NULL, NULL},
 	{"ledger_idem", "append to a ledger (idempotent)", ledger_params, NULL, 1, ledger_run, NULL, NULL},
 	{"echo", "outputs its args", any_params, NULL, 1, echo_run, NULL, NULL},
+	{"token", "a fresh credential, marked secret", any_params, NULL, 1, token_run, NULL, NULL},
 	{"fail", "fails with message", any_params, NULL, 1, fail_run, NULL, NULL},
 	{"crash", "dies of SIGSEGV", any_params, NULL, 0, crash_run, NULL, NULL},
 	{"hang", "never returns, ignores SIGTERM", any_params, NULL, 0, hang_run, NULL, NULL},
