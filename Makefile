@@ -52,7 +52,7 @@ PLUGIN_SO  := $(PLUGINS:%=build/plugins/rbk-%.so)
 TEST_PLUGINS := $(notdir $(wildcard tests/plugins/*))
 TEST_PLUGIN_SO := $(TEST_PLUGINS:%=build/test-plugins/rbk-%.so)
 
-.PHONY: all test crashtest unit install deps clean example soak demo bench fuzz valgrind
+.PHONY: all test crashtest unit install deps clean example soak demo bench fuzz valgrind man
 all: build/rbk $(PLUGIN_SO) $(MODULE_SO)
 
 build/obj/%.o: engine/src/%.c $(wildcard engine/src/*/*.h)
@@ -175,7 +175,18 @@ soak: all
 bench: all
 	@bench/bench.sh
 
-install: all
+# Man pages, made from the docs: rbk(1) from docs/cli.md, rbk-runbook(5)
+# from docs/format.md.
+MAN := build/man/rbk.1 build/man/rbk-runbook.5
+man: $(MAN)
+build/man/rbk.1: docs/cli.md docs/md2man.py
+	@mkdir -p build/man
+	python3 docs/md2man.py docs/cli.md rbk 1 "a runbook executor with a durable, auditable record" > $@
+build/man/rbk-runbook.5: docs/format.md docs/md2man.py
+	@mkdir -p build/man
+	python3 docs/md2man.py docs/format.md rbk-runbook 5 "the rbk runbook format" > $@
+
+install: all $(MAN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/rbk/plugins \
 	  $(DESTDIR)$(PREFIX)/include/rbk $(DESTDIR)$(PREFIX)/share/doc/rbk \
 	  $(DESTDIR)$(PREFIX)/share/rbk/schemas
@@ -185,6 +196,12 @@ install: all
 	$(if $(PLUGIN_SO),install -m 644 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/rbk/plugins/)
 	$(if $(wildcard engine/include/rbk/*.h),install -m 644 engine/include/rbk/*.h $(DESTDIR)$(PREFIX)/include/rbk/)
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/rbk/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+	install -m 644 build/man/rbk.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 build/man/rbk-runbook.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	build/rbk completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rbk
+	build/rbk completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_rbk
 	cp -R docs/. $(DESTDIR)$(PREFIX)/share/doc/rbk/
 	install -m 644 schemas/* $(DESTDIR)$(PREFIX)/share/rbk/schemas/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -193,7 +210,7 @@ install: all
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
   libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev \
-  git clang valgrind tzdata curl procps libpq-dev postgresql faketime
+  git clang valgrind tzdata curl procps libpq-dev postgresql faketime zsh groff-base
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)

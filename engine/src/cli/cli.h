@@ -18,6 +18,9 @@ typedef struct {
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
 } rbk_cmd;
 
+/* Every command, NULL-terminated (commands.c). */
+extern const rbk_cmd *const rbk_cli_commands[];
+extern const rbk_cmd rbk_cmd_completion;
 extern const rbk_cmd rbk_cmd_validate;
 extern const rbk_cmd rbk_cmd_graph;
 extern const rbk_cmd rbk_cmd_plugins;

@@ -1,5 +1,5 @@
 /* rbk schedule list [--json]
- * rbk schedule next NAME|FILE [--from ISO8601] [--count N] [--json] */
+ * rbk schedule next NAME|FILE [--from TIME] [--count N] [--json] */
 #include "cli/cli.h"
 #include "base/exitcode.h"
 #include "lang/json.h"
@@ -223,5 +223,5 @@ static int schedule(int argc, char **argv)
 	return rbk_cli_usage_error(&rbk_cmd_schedule, "use 'rbk schedule list' or 'rbk schedule next NAME'");
 }
 
-const rbk_cmd rbk_cmd_schedule = {"schedule", "list [--json] | next NAME|FILE [--from ISO8601] [--count N] [--json]",
+const rbk_cmd rbk_cmd_schedule = {"schedule", "list [--json] | next NAME|FILE [--from TIME] [--count N] [--json]",
 				  "the schedule entries and their next fire times", schedule};

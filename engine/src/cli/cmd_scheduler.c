@@ -534,5 +534,5 @@ static int run(int argc, char **argv)
 }
 
 const rbk_cmd rbk_cmd_scheduler = {"scheduler",
-				   "[--once [--now ISO8601 [--ticks N]]] [--metrics FILE] [--home DIR] [--store URL]",
+				   "[--once [--now TIME [--ticks N]]] [--metrics FILE] [--home DIR] [--store URL]",
 				   "fire the schedule entries of the runbooks on $RBK_PATH (a foreground daemon)", run};
