@@ -416,11 +416,6 @@ out:
 	return rc;
 }
 
-static int read_plan(rbk_call *call, const rbk_value *args)
-{
-	host->log(call, RBK_LOG_INFO, "would look at %s (read only)", rbk_arg_string(args, "path"));
-	return 0;
-}
 
 /* ---- copy, move ---- */
 
@@ -845,10 +840,13 @@ static int free_space_run(rbk_call *call, const rbk_value *args)
 	return 0;
 }
 
+static int free_space_run(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int free_space_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would measure the file system holding %s", rbk_arg_string(args, "path"));
-	return 0;
+	return free_space_run(call, args);
 }
 
 /* ---- find ---- */
@@ -1012,16 +1010,13 @@ static int find_run(rbk_call *call, const rbk_value *args)
 	return rc;
 }
 
+static int find_run(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int find_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *name = rbk_arg_string(args, "name"), *type = rbk_arg_string(args, "type");
-	int64_t older = rbk_arg_int(args, "older_than", -1);
-	char age[64] = "";
-	if (older >= 0)
-		snprintf(age, sizeof age, " older than %llds", (long long)(older / 1000));
-	host->log(call, RBK_LOG_INFO, "would list the %s entries named %s%s under %s (read only)", type ? type : "file",
-		  name ? name : "*", age, rbk_arg_string(args, "dir"));
-	return 0;
+	return find_run(call, args);
 }
 
 /* ---- the plugin ---- */
@@ -1115,11 +1110,13 @@ static const rbk_output_decl find_outputs[] = {
 	{"truncated", RBK_TYPE_BOOL, "true when more entries matched than max"},
 	END_OUTPUTS};
 
+/* The actions that only read have their run as their plan: under --dry-run
+ * they read for real (check mode, docs/cli.md). */
 static const rbk_action actions[] = {
-	{"exists", "whether a path exists, and its type", path_params, exists_outputs, 1, exists_run, read_plan, NULL},
-	{"age", "seconds since a file was last modified", path_params, age_outputs, 1, age_run, read_plan, NULL},
-	{"size", "size of a file in bytes", path_params, size_outputs, 1, size_run, read_plan, NULL},
-	{"sha256", "SHA-256 of a file's content", path_params, sha256_outputs, 1, sha256_run, read_plan, NULL},
+	{"exists", "whether a path exists, and its type", path_params, exists_outputs, 1, exists_run, exists_run, NULL},
+	{"age", "seconds since a file was last modified", path_params, age_outputs, 1, age_run, age_run, NULL},
+	{"size", "size of a file in bytes", path_params, size_outputs, 1, size_run, size_run, NULL},
+	{"sha256", "SHA-256 of a file's content", path_params, sha256_outputs, 1, sha256_run, sha256_run, NULL},
 	{"copy", "copy a file atomically (temp file, then rename), keeping its mode", copy_params, copy_outputs, 0,
 	 copy_run, copy_plan, NULL},
 	{"move", "rename a file or directory (copy and remove across file systems)", move_params, move_outputs, 1,

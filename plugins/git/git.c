@@ -934,11 +934,13 @@ out:
 	return rc;
 }
 
+static int rev_run_call(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int rev_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = rbk_arg_string(args, "path");
-	host->log(call, RBK_LOG_INFO, "would read HEAD, branch, tag and status of %s", path ? path : "?");
-	return 0;
+	return rev_run_call(call, args);
 }
 
 /* ---- git.log ---- */
@@ -1065,12 +1067,13 @@ out:
 	return rc;
 }
 
+static int log_run_call(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int log_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = rbk_arg_string(args, "path"), *ref = rbk_arg_string(args, "ref");
-	host->log(call, RBK_LOG_INFO, "would read the last %lld commits of %s in %s", (long long)rbk_arg_int(args, "count", 10),
-		  ref ? ref : "HEAD", path ? path : "?");
-	return 0;
+	return log_run_call(call, args);
 }
 
 /* ---- libgit2 around every call ---- */

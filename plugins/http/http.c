@@ -844,8 +844,15 @@ out:
 }
 
 /* --dry-run: what would be sent, with every secret masked. */
+/* Under --dry-run a GET or HEAD is sent for real: it only reads, and the
+ * run's guards then see the answer (check mode, docs/cli.md); any other
+ * method is only described. */
 static int request_plan(rbk_call *call, const rbk_value *args)
 {
+	const rbk_value *m = host->arg(args, "method");
+	const char *method = m && m->type == RBK_TYPE_STRING ? m->as.str.ptr : "GET";
+	if (!strcasecmp(method, "GET") || !strcasecmp(method, "HEAD"))
+		return request_run(call, args);
 	req r;
 	int rc = 1;
 	if (parse_args(call, args, &r) < 0) {

@@ -207,11 +207,13 @@ static int pidfile_run(rbk_call *call, const rbk_value *args)
 	return 0;
 }
 
+static int pidfile_run(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int pidfile_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = rbk_arg_string(args, "path");
-	host->log(call, RBK_LOG_INFO, "would read pid file %s and check its process", path ? path : "?");
-	return 0;
+	return pidfile_run(call, args);
 }
 
 /* ---- proc.heartbeat ---- */
@@ -325,13 +327,13 @@ static int heartbeat_run(rbk_call *call, const rbk_value *args)
 	return 0;
 }
 
+static int heartbeat_run(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int heartbeat_plan(rbk_call *call, const rbk_value *args)
 {
-	const char *path = rbk_arg_string(args, "path");
-	host->log(call, RBK_LOG_INFO, "would check that the heartbeat (the %s %s) is at most %lldms old",
-		  rbk_arg_bool(args, "content", 0) ? "timestamp in" : "mtime of", path ? path : "?",
-		  (long long)ms_arg(args, "max_age", 0));
-	return 0;
+	return heartbeat_run(call, args);
 }
 
 /* ---- proc.signal ---- */

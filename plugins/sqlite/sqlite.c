@@ -297,10 +297,13 @@ static int integrity_run(rbk_call *call, const rbk_value *args)
 	return 0;
 }
 
+static int integrity_run(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int integrity_plan(rbk_call *call, const rbk_value *args)
 {
-	host->log(call, RBK_LOG_INFO, "would run PRAGMA integrity_check on %s (read-only)", rbk_arg_string(args, "db"));
-	return 0;
+	return integrity_run(call, args);
 }
 
 /* ---- backups: naming, listing ---- */
@@ -1127,13 +1130,13 @@ out:
 	return rc;
 }
 
+static int query_run(rbk_call *call, const rbk_value *args);
+
+/* Under --dry-run it reads for real: it changes nothing, and the
+ * run's guards then see what is (check mode, docs/cli.md). */
 static int query_plan(rbk_call *call, const rbk_value *args)
 {
-	const rbk_value *p = host->arg(args, "params");
-	host->log(call, RBK_LOG_INFO, "would query %s (read-only): %s [%zu bound param%s]", rbk_arg_string(args, "db"),
-		  rbk_arg_string(args, "sql"), p && p->type == RBK_TYPE_LIST ? p->as.list.count : 0,
-		  p && p->type == RBK_TYPE_LIST && p->as.list.count == 1 ? "" : "s");
-	return 0;
+	return query_run(call, args);
 }
 
 static int exec_run(rbk_call *call, const rbk_value *args)

@@ -824,22 +824,37 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 		rbk_val_free(&pub);
 		rbk_ui_note(r->ip->ui, r->id, "  would run %s %s", st->act.action, shown);
 		rbk_free(shown);
-		/* The action's own description of what it would do, if it has one. */
+		/* The action's own description of what it would do, if it has one;
+		 * an action that only reads does its read for real in its plan
+		 * (check mode: docs/cli.md), and its outputs are the step's. */
 		rbk_runner_result plan;
 		rbk_err perr = {0};
-		if (act->action->plan && rbk_runner_exec(act, &args, key, 10000, true, &plan, &perr) == 0) {
+		bool checked = false;
+		memset(&res, 0, sizeof res);
+		if (act->action->plan && rbk_runner_exec(act, &args, key, DUR(st->timeout_ms) >= 0 ? DUR(st->timeout_ms) : 30000,
+							 true, &plan, &perr) == 0) {
+			take_secrets(r, &plan);
 			if (plan.log && *plan.log) {
 				char *log = rbk_mask_apply(&r->mask, plan.log, strlen(plan.log), NULL);
 				for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
 					rbk_ui_note(r->ip->ui, r->id, "    %s", line);
 				rbk_free(log);
 			}
+			/* A plan that read something, or failed, is the step's result. */
+			checked = (plan.outputs.t == RBK_V_MAP && plan.outputs.u.map.n > 0) || !plan.ok;
+			if (checked && !st->dry_run) {
+				res = plan;
+				memset(&plan, 0, sizeof plan);
+			}
 			rbk_runner_result_free(&plan);
 		}
-		memset(&res, 0, sizeof res);
-		/* What a dry step "returns": a clean exit, unless dry_run: says otherwise. */
-		res.outputs = map2("exit_code", rbk_val_int(0), "stdout", rbk_val_str(""));
-		rbk_val_map_set(&res.outputs, "stderr", rbk_val_str(""));
+		if (!checked || st->dry_run) {
+			/* What a dry step "returns": a clean exit, unless dry_run: says otherwise. */
+			rbk_runner_result_free(&res);
+			memset(&res, 0, sizeof res);
+			res.outputs = map2("exit_code", rbk_val_int(0), "stdout", rbk_val_str(""));
+			rbk_val_map_set(&res.outputs, "stderr", rbk_val_str(""));
+		}
 		rbk_val given;
 		rbk_eval_env env = env_of(r);
 		if (st->dry_run && rbk_render(st->dry_run, &env, &given, NULL, NULL) == 0) {
@@ -855,10 +870,12 @@ static int run_action(run *r, const rbk_state *st, int attempt, rbk_err *err)
 			}
 			rbk_val_free(&given);
 		}
-		const rbk_val *code = rbk_val_map_get(&res.outputs, "exit_code");
-		res.ok = !code || code->t != RBK_V_INT || code->u.i == 0;
-		if (!res.ok)
-			res.error = rbk_xasprintf("exited with code %lld (dry_run)", (long long)code->u.i);
+		if (!checked || st->dry_run) {
+			const rbk_val *code = rbk_val_map_get(&res.outputs, "exit_code");
+			res.ok = !code || code->t != RBK_V_INT || code->u.i == 0;
+			if (!res.ok)
+				res.error = rbk_xasprintf("exited with code %lld (dry_run)", (long long)code->u.i);
+		}
 	} else if (rbk_runner_exec(act, &args, key, DUR(st->timeout_ms), false, &res, err) < 0) {
 		rbk_val_free(&args);
 		return -1;
