@@ -16,7 +16,8 @@ export RBK_PATH="$RBK_ROOT/runbooks" RBK_PLUGIN_PATH="$RBK_ROOT/build/plugins"
 # OS user (root only: tests/scripts/lib.bash), on the case's files, theirs too.
 people rbk-bob && chmod 755 "$TMP" && reachable rbk-bob
 bob() { # bob CASE ARGS...: rbk as rbk-bob
-	chmod -R a+rwX "$TMP/$1"
+	# shared as a team shares a home (docs/security.md): by group, never by all
+	chgrp -R rbk-team "$TMP/$1" && chmod -R g+rwX,o-w "$TMP/$1"
 	shift
 	as_user rbk-bob "$RBK" "$@"
 }
