@@ -293,11 +293,11 @@ def bench_pure():
     # check: the machine really ran 10,000 states
     try:
         con = sqlite3.connect(os.path.join(home, "rbk.db"))
-        last, rows = con.execute("SELECT max(run_id), count(*) FROM events WHERE run_id = (SELECT max(id) FROM runs)").fetchone()
+        last_run, stored = con.execute("SELECT max(run_id), count(*) FROM events WHERE run_id = (SELECT max(id) FROM runs)").fetchone()
         con.close()
-        log = subprocess.run([RBK, "log", str(last), "--json"], env=e, capture_output=True, text=True, timeout=120)
-        t = sum(1 for line in log.stdout.splitlines() if json.loads(line)["kind"] == "transition")
-        raw.append(f"rbk: {t} transitions recorded in the last loop run, stored in {rows} rows (pure events are "
+        logged = subprocess.run([RBK, "log", str(last_run), "--json"], env=e, capture_output=True, text=True, timeout=120)
+        t = sum(1 for line in logged.stdout.splitlines() if json.loads(line)["kind"] == "transition")
+        raw.append(f"rbk: {t} transitions recorded in the last loop run, stored in {stored} rows (pure events are "
                    "batched: docs/audit.md)")
     except Exception as ex:
         notes.append(f"pure states: could not count transitions: {ex}")
