@@ -53,6 +53,7 @@ GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 rows = []    # (measure, rbk, peer, ratio, goal, verdict)
 raw = []     # lines of raw figures
 notes = []   # anything that went wrong, worth knowing
+floors = []  # for a goal missed: the measured floor that stops it
 
 
 def log(msg):
@@ -390,6 +391,16 @@ def bench_first_action():
         lines.append(f"{label}: {ms(t)} (+{ms(max(t - prev, 0))})")
         prev = t
     raw.append("start-up, where the time goes (medians; each line adds to the one before): " + "; ".join(lines))
+    if m > 3 * b and len(lines) == len(parts):
+        floors.append(
+            f"First action within 3x a bare launch: {3 * b * 1000:.1f} ms here. The exec of rbk with its five "
+            "shared libraries alone (`rbk --version`, above) takes most of that, before any runbook is read; "
+            "reading and checking the runbook and loading its plugin (with the trial call of its init in a "
+            "child, so a crashing plugin cannot take rbk down) comes next; then the run's two durable commits "
+            "(its creation, atomic with its lock and lease, and the first step's start) and the worker. What "
+            "would cut it is static linking (about a third of the libraries' share; but a security fix to "
+            "OpenSSL or SQLite would then need a new rbk) and a single commit (a run announced and then erased "
+            "by a crash). rbk keeps both guarantees: docs/performance.md, \"Start-up\".")
 
 
 def descendants(pid):
@@ -786,6 +797,8 @@ def main():
     md += [f"- {k}: {v if v else 'peer unavailable'}" for k, v in peers.items()]
     md += ["", "## Results", "", t, "", "## Raw figures", ""]
     md += [f"- {r}" for r in raw]
+    if floors:
+        md += ["", "## Why a goal is missed", ""] + [f"- {f}" for f in floors]
     if notes:
         md += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     md += ["", f"The whole bench took {elapsed:.0f} s.", ""]
