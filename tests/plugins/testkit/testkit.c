@@ -103,10 +103,15 @@ static int litter_run(rbk_call *call, const rbk_value *args)
 		pid_t p = fork();
 		if (p == 0) {
 			if (fork() == 0) {
-				FILE *f = fopen(pidfile->as.str.ptr, "w");
+				/* Written aside, then renamed: the file exists only whole,
+				 * so the wait below never sees it empty. */
+				char tmp[4096];
+				snprintf(tmp, sizeof tmp, "%s.tmp", pidfile->as.str.ptr);
+				FILE *f = fopen(tmp, "w");
 				if (f) {
 					fprintf(f, "%d\n", (int)getpid());
 					fclose(f);
+					rename(tmp, pidfile->as.str.ptr);
 				}
 				for (;;)
 					pause();
