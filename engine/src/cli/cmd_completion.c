@@ -31,6 +31,17 @@ static void words(const rbk_cmd *c, FILE *out)
 		fputs(" bash zsh", out);
 }
 
+/* One case arm per command setting w to its words: open and close quote
+ * them as a string (bash) or an array (zsh). */
+static void cases(FILE *out, const char *open, const char *close)
+{
+	for (size_t i = 0; rbk_cli_commands[i]; i++) {
+		fprintf(out, "\t%s) w=%s", rbk_cli_commands[i]->name, open);
+		words(rbk_cli_commands[i], out);
+		fprintf(out, "%s ;;\n", close);
+	}
+}
+
 static void bash(FILE *out)
 {
 	fputs("# bash completion for rbk (rbk completion bash); source it, or install it as\n"
@@ -53,11 +64,7 @@ static void bash(FILE *out)
 	for (size_t i = 0; rbk_cli_commands[i]; i++)
 		fprintf(out, "%s%s", i ? " " : "", rbk_cli_commands[i]->name);
 	fputs(" help\" -- \"$cur\"))\n\t\treturn\n\tfi\n\tlocal w=\n\tcase $cmd in\n", out);
-	for (size_t i = 0; rbk_cli_commands[i]; i++) {
-		fprintf(out, "\t%s) w=\"", rbk_cli_commands[i]->name);
-		words(rbk_cli_commands[i], out);
-		fputs("\" ;;\n", out);
-	}
+	cases(out, "\"", "\"");
 	fputs("\tesac\n"
 	      "\tif [[ $cur == -* ]]; then\n"
 	      "\t\tCOMPREPLY=($(compgen -W \"$w\" -- \"$cur\"))\n",
@@ -95,11 +102,7 @@ static void zsh(FILE *out)
 	      "\tlocal -a w\n"
 	      "\tcase $words[2] in\n",
 	      out);
-	for (size_t i = 0; rbk_cli_commands[i]; i++) {
-		fprintf(out, "\t%s) w=(", rbk_cli_commands[i]->name);
-		words(rbk_cli_commands[i], out);
-		fputs(") ;;\n", out);
-	}
+	cases(out, "(", ")");
 	fputs("\tesac\n"
 	      "\tlocal -a books\n"
 	      "\tlocal d f\n"

@@ -169,6 +169,19 @@ static int parse_call(parser *p, rbk_expr *e, int *h)
 
 /* A dotted name or a call; the look-ahead is the first identifier. Dots must
  * touch the segments around them: "a. b" is an error, not a name. */
+/* At a '.': step past it to the name that must follow it, unspaced. */
+static int after_dot(parser *p)
+{
+	int dot = p->tok.pos;
+	if (advance(p) < 0)
+		return -1;
+	if (p->tok.kind != RBK_T_IDENT || p->tok.pos != dot + 1) {
+		rbk_err_set(p->err, dot, "expected a name right after '.'");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_name(parser *p, rbk_expr **out, int *h)
 {
 	rbk_expr *e = new_node(RBK_E_NAME, p->tok.pos);
@@ -193,13 +206,8 @@ static int parse_name(parser *p, rbk_expr **out, int *h)
 			rbk_err_set(p->err, p->tok.pos, "unexpected space before '.' in a name");
 			return -1;
 		}
-		int dot = p->tok.pos;
-		if (advance(p) < 0)
+		if (after_dot(p) < 0)
 			return -1;
-		if (p->tok.kind != RBK_T_IDENT || p->tok.pos != dot + 1) {
-			rbk_err_set(p->err, dot, "expected a name right after '.'");
-			return -1;
-		}
 		e->segs = rbk_xrealloc(e->segs, (e->nsegs + 1) * sizeof *e->segs);
 		e->segs[e->nsegs++] = p->tok.text;
 		p->tok.text = NULL;
@@ -251,12 +259,8 @@ static int parse_postfix(parser *p, rbk_expr **out, int *h)
 				return -1;
 		} else if (indexed && p->tok.kind == RBK_T_DOT) {
 			int dot = p->tok.pos;
-			if (advance(p) < 0)
+			if (after_dot(p) < 0)
 				return -1;
-			if (p->tok.kind != RBK_T_IDENT || p->tok.pos != dot + 1) {
-				rbk_err_set(p->err, dot, "expected a name right after '.'");
-				return -1;
-			}
 			rbk_expr *e = new_node(RBK_E_INDEX, dot);
 			e->op = RBK_T_DOT; /* written .name, not ['name'] */
 			e->a = *out;
