@@ -113,3 +113,75 @@ bad "a retry delay from a param (replay recomputes it from the definition)" \
 	's/    timeout: "{{ params.slow }}"/    timeout: "{{ params.slow }}"\n    retry: {attempts: 2, delay: "{{ params.settle }}"}/' \
 	"error: 'delay': a literal duration is needed here"
 bad "a computed duration" 's/wait: "{{ params.settle }}"/wait: "{{ params.settle * 2 }}"/' "error: 'wait': bad duration"
+
+# Durations in expressions (docs/format.md, "Durations in expressions"):
+# literals, duration params and steps.S.duration_ms compare as durations,
+# a computed number meets one as seconds, and a duration kept in vars reads
+# the same after a resume in another process.
+cat >"$TMP/x.yaml" <<'Y'
+rbk: 1
+name: clock
+params:
+  fresh: {type: duration, default: 1s}
+  budget: {type: duration, default: 1h30m}
+start: mark
+states:
+  mark:
+    set: {t: now(), grace: 2s}
+    next: [{to: work}]
+  work:
+    do: shell.exec
+    with: {argv: [/bin/sleep, "0.3"]}
+    set:
+      quick: steps.work.duration_ms < 2s
+      long_enough: steps.work.duration_ms >= 250ms
+      young: now() - vars.t < 5m
+      left: params.budget - 30m
+      half: params.fresh / 2
+      back: now() - 90s
+    next:
+      - if: vars.quick && vars.long_enough && vars.young && vars.left == 1h && vars.grace < params.fresh * 3 && vars.half == 500ms
+        to: hold
+      - to: failed
+  hold:
+    approval: {prompt: "left {{ vars.left }}, half {{ vars.half }}, {{ seconds(params.budget) }} s in all"}
+    next: [{to: check}]
+  check:
+    next:
+      - if: vars.grace == 2s && vars.left > 59m && vars.left + 1m == 61m && vars.back <= now() - 90s
+        to: done
+      - to: failed
+  done: {end: success}
+  failed: {end: failure}
+Y
+"$RBK" validate "$TMP/x.yaml" >"$TMP/xv.out" 2>&1
+t $? "a runbook with duration literals in expressions validates" "$(cat "$TMP/xv.out")"
+"$RBK" run "$TMP/x.yaml" >"$TMP/x1.out" 2>&1
+rc=$?
+xid=$("$RBK" history --limit 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["run"])')
+prompt=$(ev "$xid" '[e["data"]["prompt"] for e in E if e["kind"] == "approval_requested"]')
+[[ $rc == 4 && $prompt == "['left 1h, half 500ms, 5400 s in all']" ]]
+t $? "durations compare and compute as durations: the run reaches the approval, its prompt shows them as written" \
+	"exit $rc; prompt $prompt; $(tail -5 "$TMP/x1.out")"
+vars=$(ev "$xid" '{k: v for e in E if e["kind"] == "vars_set" for k, v in e["data"]["vars"].items() if k in ("grace", "left", "half")}')
+[[ $vars == "{'grace': '2s', 'left': '1h', 'half': '500ms'}" ]]
+t $? "a duration set in a variable is recorded as its text" "$vars"
+"$RBK" approve "$xid" >"$TMP/x2.out" 2>&1
+rc=$?
+st=$("$RBK" show "$xid" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+[[ $rc == 0 && $st == succeeded ]]
+t $? "after the approval (another process, vars read back from the record) the durations still compare as durations" \
+	"approve exit $rc, status $st: $(tail -5 "$TMP/x2.out")"
+OUT=$("$RBK" replay "$xid" 2>&1)
+[[ $? == 0 && $OUT == *", 0 divergences"* ]]
+t $? "a run with durations in expressions replays with no divergence" "$OUT"
+
+# A number written without a unit next to a duration is refused where it
+# is evaluated, with its place, and the guard's state fails.
+sed 's/steps.work.duration_ms < 2s/steps.work.duration_ms < 2000/' "$TMP/x.yaml" >"$TMP/xb.yaml"
+"$RBK" run "$TMP/xb.yaml" >"$TMP/xb.out" 2>&1
+rc=$?
+grep -q "xb.yaml:15:39: '<': a number without a unit cannot meet a duration (write 2s, 500ms, 5m)" "$TMP/xb.out"
+t $? "a bare number compared with a duration is an error that names its place (exit $rc)" "$(tail -5 "$TMP/xb.out")"
+[[ $rc == 1 ]]
+t $? "... and the run fails rather than guess a unit" "exit $rc"

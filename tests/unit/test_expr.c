@@ -329,6 +329,62 @@ static void test_prec_comparison_levels(void)
 	EXPECT("'a' + 'b' =~ /^ab$/", "bool:true");
 }
 
+/* Durations: literals, their arithmetic, and a number meeting one as seconds. */
+static void test_durations(void)
+{
+	EXPECT("5m", "duration:5m");
+	EXPECT("1h30m", "duration:90m");
+	EXPECT("90s", "duration:90s");
+	EXPECT("2s500ms", "duration:2500ms");
+	EXPECT("0s", "duration:0ms");
+	EXPECT("5m + 30s", "duration:330s");
+	EXPECT("1h - 90m", "duration:-30m");
+	EXPECT("-5m", "duration:-5m");
+	EXPECT("5m * 2", "duration:10m");
+	EXPECT("2 * 1500ms", "duration:3s");
+	EXPECT_ERR("1.5s", 0, "invalid number");
+	EXPECT("1m / 4", "duration:15s");
+	EXPECT("1h / 30m", "number:2");
+	EXPECT("5m > 299s", "bool:true");
+	EXPECT("1500ms < 2s", "bool:true");
+	EXPECT("60s == 1m", "bool:true");
+	/* computed numbers are seconds: now() is 1000000 */
+	EXPECT("now() - 999700 > 4m", "bool:true");
+	EXPECT("now() - 999700 > 5m", "bool:false");
+	EXPECT("now() - 999700 >= 5m", "bool:true");
+	EXPECT("now() - 5m", "int:999700");
+	EXPECT("params.count + 500ms", "number:5.5");
+	EXPECT("params.count == 5s", "bool:true");
+	/* a duration kept as text (as vars are recorded) */
+	EXPECT("'5m' < 6m", "bool:true");
+	EXPECT("seconds(90s)", "int:90");
+	EXPECT("seconds(1500ms)", "number:1.5");
+	EXPECT("seconds('2m')", "int:120");
+	EXPECT("duration('1h30m')", "duration:90m");
+	EXPECT("duration(90)", "duration:90s");
+	EXPECT("duration(2.5)", "duration:2500ms");
+	EXPECT("str(2h) + ' left'", "string:2h left");
+	EXPECT("5m", "duration:5m");
+	/* a number written without a unit is refused where it meets a duration */
+	EXPECT_ERR("5m > 300", 5, "'>': a number without a unit cannot meet a duration (write 2s, 500ms, 5m)");
+	EXPECT_ERR("2000 < 2s", 0, "'<': a number without a unit cannot meet a duration");
+	EXPECT_ERR("5m + 1", 5, "'+': a number without a unit cannot meet a duration");
+	EXPECT_ERR("5m == -3", 6, "'==': a number without a unit cannot meet a duration");
+	EXPECT_ERR("5m < 'soon'", 5, "'<' cannot compare duration and string");
+	EXPECT_ERR("5m * 2m", 5, "'*' cannot take duration and duration (a duration is scaled by a number)");
+	EXPECT_ERR("2 / 5m", 0, "'/' cannot take int and duration");
+	EXPECT_ERR("5m + true", 5, "'+' cannot take duration and bool");
+	EXPECT_ERR("5m / 0", 5, "division by zero");
+	EXPECT_ERR("5m % 2", 0, "'%' needs ints, got duration");
+	EXPECT_ERR("int(5m)", 4, "int(): a duration has no plain number: write seconds(d)");
+	EXPECT_ERR("duration('soon')", 9, "duration(): 'soon' is not a duration");
+	EXPECT_ERR("seconds(3)", 8, "seconds(): needs a duration, got int");
+	EXPECT_ERR("5min", 0, "invalid number '5min'");
+	EXPECT_ERR("1m1h", 0, "invalid number '1m1h'");
+	EXPECT("5m != 300s", "bool:false");
+	EXPECT("5m == 'x'", "bool:false");
+}
+
 static void test_op_comparisons(void)
 {
 	EXPECT("1 < 2", "bool:true");
@@ -345,9 +401,9 @@ static void test_op_comparisons(void)
 
 static void test_op_comparison_type_errors(void)
 {
-	EXPECT_ERR("1 < 'a'", 4, "'<' needs two numbers or two strings, got int and string");
-	EXPECT_ERR("null < 1", 0, "'<' needs two numbers or two strings, got null and int");
-	EXPECT_ERR("true >= false", 0, "'>=' needs two numbers or two strings");
+	EXPECT_ERR("1 < 'a'", 4, "'<' needs two numbers, two durations or two strings, got int and string");
+	EXPECT_ERR("null < 1", 0, "'<' needs two numbers, two durations or two strings, got null and int");
+	EXPECT_ERR("true >= false", 0, "'>=' needs two numbers, two durations or two strings");
 }
 
 static void test_op_equality(void)
@@ -1398,6 +1454,7 @@ int main(void)
 	T_RUN(test_value_text_and_truthy);
 	T_RUN(test_expr_walk_and_positions);
 	T_RUN(test_secret_follows_every_operator_and_function);
+	T_RUN(test_durations);
 	rbk_val_free(&root);
 	return T_DONE();
 }

@@ -1,6 +1,7 @@
 /* Unit tests for model: document tree -> runbook model (kinds, keys,
  * durations, retry, poll, params, schedules, edges, expressions, places). */
 #include "runbook/load.h"
+#include "base/dur.h"
 #include "runbook/model.h"
 #include "t.h"
 
@@ -471,13 +472,13 @@ static void test_duration_values_in_wait(void)
 
 static void test_bad_durations(void)
 {
-	static const char *const bad[] = {"30 seconds", "1.5s", "-1s", "9999999999999999d", "5M", "1h30m",
+	static const char *const bad[] = {"30 seconds", "1.5s", "-1s", "9999999999999999d", "5M", "30m1h", "1m1m",
 					  "s", "30", "\"\"", "1w", "+1s"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-		char body[128], want[160];
+		char body[128], want[200];
 		snprintf(body, sizeof body, "    wait: %s\n    next: done\n", bad[i]);
 		const char *shown = bad[i][0] == '"' ? "" : bad[i];
-		snprintf(want, sizeof want, "'wait': bad duration '%s' (write a whole number and a unit: 500ms, 30s, 5m, 2h, 1d)",
+		snprintf(want, sizeof want, "'wait': bad duration '%s' (write a whole number and a unit: 500ms, 30s, 5m, 2h, 1d, or a sum such as 1h30m)",
 			 shown);
 		fx f = ST(body);
 		if (!only(&f, 6, 11, want))
@@ -500,32 +501,32 @@ static void test_bad_durations(void)
 
 static void test_model_duration_parse(void)
 {
-	T_CHECK(rbk_model_duration("500ms") == 500);
-	T_CHECK(rbk_model_duration("30s") == 30000);
-	T_CHECK(rbk_model_duration("5m") == 300000);
-	T_CHECK(rbk_model_duration("2h") == 7200000);
-	T_CHECK(rbk_model_duration("1d") == 86400000);
-	T_CHECK(rbk_model_duration("0ms") == 0);
-	T_CHECK(rbk_model_duration("9223372036854775807ms") == INT64_MAX);
-	T_CHECK(rbk_model_duration("106751991167d") == 106751991167LL * 86400000);
-	T_CHECK(rbk_model_duration("106751991168d") == -1);
-	T_CHECK(rbk_model_duration("9223372036854775808ms") == -1);
-	T_CHECK(rbk_model_duration("18446744073709551616ms") == -1);
-	T_CHECK(rbk_model_duration("99999999999999999999999s") == -1);
-	T_CHECK(rbk_model_duration("9999999999999999d") == -1);
-	T_CHECK(rbk_model_duration("30 seconds") == -1);
-	T_CHECK(rbk_model_duration("30 s") == -1);
-	T_CHECK(rbk_model_duration("1.5s") == -1);
-	T_CHECK(rbk_model_duration("-1s") == -1);
-	T_CHECK(rbk_model_duration("+1s") == -1);
-	T_CHECK(rbk_model_duration(" 1s") == -1);
-	T_CHECK(rbk_model_duration("1s ") == -1);
-	T_CHECK(rbk_model_duration("1") == -1);
-	T_CHECK(rbk_model_duration("ms") == -1);
-	T_CHECK(rbk_model_duration("") == -1);
-	T_CHECK(rbk_model_duration(NULL) == -1);
-	T_CHECK(rbk_model_duration("1S") == -1);
-	T_CHECK(rbk_model_duration("1sec") == -1);
+	T_CHECK(rbk_dur_parse("500ms") == 500);
+	T_CHECK(rbk_dur_parse("30s") == 30000);
+	T_CHECK(rbk_dur_parse("5m") == 300000);
+	T_CHECK(rbk_dur_parse("2h") == 7200000);
+	T_CHECK(rbk_dur_parse("1d") == 86400000);
+	T_CHECK(rbk_dur_parse("0ms") == 0);
+	T_CHECK(rbk_dur_parse("9223372036854775807ms") == INT64_MAX);
+	T_CHECK(rbk_dur_parse("106751991167d") == 106751991167LL * 86400000);
+	T_CHECK(rbk_dur_parse("106751991168d") == -1);
+	T_CHECK(rbk_dur_parse("9223372036854775808ms") == -1);
+	T_CHECK(rbk_dur_parse("18446744073709551616ms") == -1);
+	T_CHECK(rbk_dur_parse("99999999999999999999999s") == -1);
+	T_CHECK(rbk_dur_parse("9999999999999999d") == -1);
+	T_CHECK(rbk_dur_parse("30 seconds") == -1);
+	T_CHECK(rbk_dur_parse("30 s") == -1);
+	T_CHECK(rbk_dur_parse("1.5s") == -1);
+	T_CHECK(rbk_dur_parse("-1s") == -1);
+	T_CHECK(rbk_dur_parse("+1s") == -1);
+	T_CHECK(rbk_dur_parse(" 1s") == -1);
+	T_CHECK(rbk_dur_parse("1s ") == -1);
+	T_CHECK(rbk_dur_parse("1") == -1);
+	T_CHECK(rbk_dur_parse("ms") == -1);
+	T_CHECK(rbk_dur_parse("") == -1);
+	T_CHECK(rbk_dur_parse(NULL) == -1);
+	T_CHECK(rbk_dur_parse("1S") == -1);
+	T_CHECK(rbk_dur_parse("1sec") == -1);
 }
 
 static const char *dtext(int64_t ms)
@@ -533,7 +534,7 @@ static const char *dtext(int64_t ms)
 	static char buf[4][32];
 	static int k;
 	char *b = buf[k++ % 4];
-	rbk_model_duration_text(ms, b, 32);
+	rbk_dur_text(ms, b, 32);
 	return b;
 }
 
@@ -552,7 +553,7 @@ static void test_model_duration_text(void)
 	T_STREQ(dtext(90000000), "25h");
 	T_STREQ(dtext(172800000), "2d");
 	char small[3];
-	rbk_model_duration_text(90000, small, sizeof small);
+	rbk_dur_text(90000, small, sizeof small);
 	T_STREQ(small, "90"); /* truncated, still terminated */
 }
 
@@ -562,18 +563,18 @@ static void test_model_duration_round_trip(void)
 				     86399999, 86400000, 90000000, 604800000, 31536000000LL, INT64_MAX};
 	for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
 		const char *t = dtext(ms[i]);
-		if (rbk_model_duration(t) != ms[i]) {
-			printf("# %lld -> %s -> %lld\n", (long long)ms[i], t, (long long)rbk_model_duration(t));
-			T_CHECK(rbk_model_duration(t) == ms[i]);
+		if (rbk_dur_parse(t) != ms[i]) {
+			printf("# %lld -> %s -> %lld\n", (long long)ms[i], t, (long long)rbk_dur_parse(t));
+			T_CHECK(rbk_dur_parse(t) == ms[i]);
 		}
 	}
 	static const char *const texts[] = {"1ms", "1500ms", "90s", "1m", "90m", "25h", "2d", "0ms"};
 	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
-		T_STREQ(dtext(rbk_model_duration(texts[i])), texts[i]);
+		T_STREQ(dtext(rbk_dur_parse(texts[i])), texts[i]);
 	/* non-canonical texts come back in the largest exact unit */
-	T_STREQ(dtext(rbk_model_duration("120s")), "2m");
-	T_STREQ(dtext(rbk_model_duration("24h")), "1d");
-	T_STREQ(dtext(rbk_model_duration("1000ms")), "1s");
+	T_STREQ(dtext(rbk_dur_parse("120s")), "2m");
+	T_STREQ(dtext(rbk_dur_parse("24h")), "1d");
+	T_STREQ(dtext(rbk_dur_parse("1000ms")), "1s");
 }
 
 /* ---- retry and poll ---- */

@@ -6,6 +6,7 @@
  * timed out. Each run executes in a process of its own (`rbk resume RUN
  * --agent`), which dies with the agent, as an action dies with its engine. */
 #include "cli/cli.h"
+#include "base/dur.h"
 #include "base/exitcode.h"
 #include "base/mem.h"
 #include "exec/lease.h"
@@ -209,12 +210,12 @@ static int agent(int argc, char **argv)
 				queues[nq++] = optarg;
 			break;
 		case 'l':
-			if ((lease_ms = rbk_model_duration(optarg)) < 1000)
+			if ((lease_ms = rbk_dur_parse(optarg)) < 1000)
 				rc = rbk_cli_usage_error(&rbk_cmd_agent, "--lease takes a duration of 1s or more, not '%.80s'",
 							 optarg);
 			break;
 		case 'P':
-			if ((poll_ms = rbk_model_duration(optarg)) < 10)
+			if ((poll_ms = rbk_dur_parse(optarg)) < 10)
 				rc = rbk_cli_usage_error(&rbk_cmd_agent, "--poll takes a duration of 10ms or more, not '%.80s'",
 							 optarg);
 			break;

@@ -3,6 +3,7 @@
  * rbk abort RUN [--rollback]
  * Four doors into one thing: act on an existing run, then drive it on. */
 #include "cli/cli.h"
+#include "base/dur.h"
 #include "base/exitcode.h"
 #include "exec/interp.h"
 #include "base/mem.h"
@@ -67,7 +68,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 		case RBK_OPT_STORE: rbk_cli_set_store(optarg); break;
 		case 'j': json = true; break;
 		case 'L':
-			if ((lease_ms = rbk_model_duration(optarg)) < 1000)
+			if ((lease_ms = rbk_dur_parse(optarg)) < 1000)
 				rc = rbk_cli_usage_error(cmd, "--lease takes a duration of 1s or more (30s, 2m), not '%.80s'", optarg);
 			break;
 		case 'A': agent = true; break; /* set by rbk agent: it serves the run's queue */

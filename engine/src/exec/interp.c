@@ -1,6 +1,7 @@
 /* interp: the run loop. Every effect is an event first (emit), applied to
  * the run's fold (runstate) exactly as a resume would apply it. */
 #include "exec/interp.h"
+#include "base/dur.h"
 #include "exec/lease.h"
 #include "exec/notify.h"
 #include "lang/eval.h"
@@ -579,7 +580,8 @@ static int finish(run *r, const char *status, const char *reason, rbk_err *err)
 
 static const rbk_scope *scope_of(run *r, rbk_scope *sc)
 {
-	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0, &r->mask, NULL};
+	*sc = (rbk_scope){&r->params, &r->rs.vars, &r->rs.steps, r->id, r->rb->name, r->launcher, r->dry_run, 0, &r->mask, NULL,
+			    rbk_model_param_is_duration, r->rb};
 	return sc;
 }
 
@@ -931,7 +933,7 @@ static int after_attempt(run *r, const rbk_state *st, rbk_err *err)
 			int64_t next = wall_ms() + DUR(st->poll.every_ms);
 			if (next > r->rs.visit_started_ms + DUR(st->poll.for_ms)) {
 				char d[32];
-				rbk_model_duration_text(DUR(st->poll.for_ms), d, sizeof d);
+				rbk_dur_text(DUR(st->poll.for_ms), d, sizeof d);
 				char *why = rbk_xasprintf("poll: '%s' still false after %s", st->poll.until.src, d);
 				int rc = fail_edge(r, st, why, err);
 				rbk_free(why);
@@ -966,7 +968,7 @@ static int do_wait(run *r, const rbk_state *st, rbk_err *err)
 		    barrier(r, err) < 0)
 			return -1;
 		char d[32];
-		rbk_model_duration_text(DUR(st->wait_ms), d, sizeof d);
+		rbk_dur_text(DUR(st->wait_ms), d, sizeof d);
 		rbk_ui_note(r->ip->ui, r->id, "%s: waiting %s%s", st->name, d, r->dry_run ? " (skipped: dry run)" : "");
 	}
 	if (!sleep_until(r->rs.wait_until_ms))

@@ -1,5 +1,6 @@
 /* registry: dlopen plugins, check their ABI, serve their actions. */
 #include "exec/registry.h"
+#include "base/dur.h"
 #include "base/dirlist.h"
 #include "base/mem.h"
 #include "base/module.h"
@@ -341,7 +342,7 @@ static bool fits(rbk_type t, const rbk_node *n)
 	case RBK_TYPE_INT: return n->t == RBK_N_INT;
 	case RBK_TYPE_NUMBER: return n->t == RBK_N_INT || n->t == RBK_N_NUM;
 	case RBK_TYPE_BOOL: return n->t == RBK_N_BOOL;
-	case RBK_TYPE_DURATION: return n->t == RBK_N_STR && rbk_model_duration(n->text) >= 0;
+	case RBK_TYPE_DURATION: return n->t == RBK_N_STR && rbk_dur_parse(n->text) >= 0;
 	case RBK_TYPE_LIST: return n->t == RBK_N_SEQ;
 	case RBK_TYPE_MAP: return n->t == RBK_N_MAP;
 	case RBK_TYPE_NULL: return n->t == RBK_N_NULL;
@@ -445,13 +446,18 @@ int rbk_reg_check_args(const rbk_reg_action *a, rbk_val *args, rbk_err *err)
 			rbk_err_set(err, -1, "%s has no param '%s'", a->full_name, k);
 			return -1;
 		}
-		/* Durations travel as milliseconds: "30s" becomes 30000. */
+		/* Durations travel as milliseconds: "30s" and 30s become 30000;
+		 * a string param gets a duration as written. */
 		if (p->type == RBK_TYPE_DURATION && v->t == RBK_V_STR) {
-			int64_t ms = rbk_model_duration(v->u.s.s);
+			int64_t ms = rbk_dur_parse(v->u.s.s);
 			if (ms >= 0) {
 				rbk_val_free(v);
 				*v = rbk_val_int(ms);
 			}
+		} else if (v->t == RBK_V_DUR) {
+			bool secret = v->secret;
+			*v = p->type == RBK_TYPE_STRING ? rbk_val_str_take(rbk_val_to_text(v)) : rbk_val_int(v->u.i);
+			v->secret = secret;
 		}
 		if (v->t == RBK_V_NULL && !p->required)
 			continue;
@@ -481,7 +487,8 @@ static void to_value(const rbk_val *v, rbk_value *out)
 	switch (v->t) {
 	case RBK_V_NULL: out->type = RBK_TYPE_NULL; break;
 	case RBK_V_BOOL: out->type = RBK_TYPE_BOOL; out->as.boolean = v->u.b; break;
-	case RBK_V_INT: out->type = RBK_TYPE_INT; out->as.i = v->u.i; break;
+	case RBK_V_INT:
+	case RBK_V_DUR: out->type = RBK_TYPE_INT; out->as.i = v->u.i; break; /* milliseconds */
 	case RBK_V_NUM: out->type = RBK_TYPE_NUMBER; out->as.num = v->u.n; break;
 	case RBK_V_STR:
 		out->type = RBK_TYPE_STRING;

@@ -30,8 +30,19 @@
  *     first match, null when nothing matches or the group did not take part.
  *   default(x, y): y when x is null or x fails because a name does not exist
  *     (RBK_ERR_NONAME); any other error of x propagates.
- *   now(): Unix seconds. age(path): now() minus the file's mtime.
+ *   now(): Unix seconds. age(path): now() minus the file's mtime, in seconds.
  *   now() and age() read env->now when set, else the wall clock.
+ *   seconds(d): a duration's seconds (an int when whole). duration(x): a
+ *     string written as a duration, or a number of seconds, as a duration.
+ * - Durations (5m, 1h30m, 250ms; duration params; steps.S.duration_ms):
+ *   duration +- duration and duration * / number give a duration; duration /
+ *   duration gives a number. A duration meets a plain number (in + - and the
+ *   comparisons) only as seconds, the unit of now() and age(), so that
+ *   `now() - vars.t > 5m` reads as it is written; a number written in the
+ *   expression has no unit and is refused there (write 2s, not 2). + - of a
+ *   duration and a number give seconds (now() - 5m is a Unix time). A string
+ *   that is written as a duration (a duration kept in vars, read back from
+ *   the record) meets a duration as one.
  * - Errors: lowercase, no trailing period; err->pos is the byte offset of the
  *   offending sub-expression (the operand of the wrong type, the name that
  *   does not exist, the argument a function rejects). */
@@ -47,6 +58,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/dur.h"
 #include "lang/json.h"
 #include "lang/regex.h"
 
@@ -67,6 +79,57 @@ __attribute__((format(printf, 3, 4))) static int fail(rbk_err *err, int pos, con
 static const char *tname(const rbk_val *v) { return rbk_val_type_name(v->t); }
 static bool is_num(const rbk_val *v) { return v->t == RBK_V_INT || v->t == RBK_V_NUM; }
 static double dbl(const rbk_val *v) { return v->t == RBK_V_INT ? (double)v->u.i : v->u.n; }
+
+/* A number written in the expression (2000, -5): it says no unit. */
+static bool is_number_literal(const rbk_expr *e)
+{
+	if (e->kind == RBK_E_UNARY && e->op == RBK_T_MINUS)
+		e = e->a;
+	return e->kind == RBK_E_LIT && (e->lit.t == RBK_V_INT || e->lit.t == RBK_V_NUM);
+}
+
+/* One side of an operator that meets a duration, in milliseconds: a
+ * duration as it is, a computed number as seconds, a string written as a
+ * duration. 1 when it converts, 0 when the type cannot meet a duration
+ * (the caller's message applies), -1 with err for a number literal. */
+static int dur_side(const rbk_expr *side, const rbk_val *v, const char *op, double *ms, rbk_err *err)
+{
+	if (v->t == RBK_V_DUR) {
+		*ms = (double)v->u.i;
+		return 1;
+	}
+	if (is_num(v)) {
+		if (is_number_literal(side))
+			return fail(err, side->pos, "%s: a number without a unit cannot meet a duration (write 2s, 500ms, 5m)",
+				    op);
+		*ms = dbl(v) * 1000.0;
+		return 1;
+	}
+	int64_t d;
+	if (v->t == RBK_V_STR && (d = rbk_dur_parse(v->u.s.s)) >= 0) {
+		*ms = (double)d;
+		return 1;
+	}
+	return 0;
+}
+
+/* Seconds as an int when whole, else a number. */
+static rbk_val seconds_val(double s)
+{
+	if (s == trunc(s) && s >= -9.2e18 && s <= 9.2e18)
+		return rbk_val_int((int64_t)s);
+	return rbk_val_num(s);
+}
+
+/* Milliseconds as a duration; fails (at pos) when out of range. */
+static int dur_val(double ms, int pos, rbk_val *out, rbk_err *err)
+{
+	ms = round(ms);
+	if (!(ms >= -9.2e18 && ms <= 9.2e18))
+		return fail(err, pos, "duration out of range");
+	*out = rbk_val_dur((int64_t)ms);
+	return 0;
+}
 
 /* ---- names ---- */
 
@@ -250,7 +313,17 @@ static int compare(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_va
 		   rbk_err *err)
 {
 	int c;
-	if (is_num(a) && is_num(b)) {
+	if (a->t == RBK_V_DUR || b->t == RBK_V_DUR) {
+		double x, y;
+		int ra = dur_side(e->a, a, rbk_tok_name(e->op), &x, err);
+		int rb = ra < 0 ? -1 : dur_side(e->b, b, rbk_tok_name(e->op), &y, err);
+		if (ra < 0 || rb < 0)
+			return -1;
+		if (!ra || !rb)
+			return fail(err, !ra ? e->a->pos : e->b->pos, "%s cannot compare %s and %s",
+				    rbk_tok_name(e->op), tname(a), tname(b));
+		c = (x > y) - (x < y);
+	} else if (is_num(a) && is_num(b)) {
 		if (a->t == RBK_V_INT && b->t == RBK_V_INT) {
 			c = (a->u.i > b->u.i) - (a->u.i < b->u.i);
 		} else {
@@ -269,7 +342,7 @@ static int compare(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_va
 	} else {
 		bool a_ok = is_num(a) || a->t == RBK_V_STR;
 		return fail(err, a_ok ? e->b->pos : e->a->pos,
-			    "%s needs two numbers or two strings, got %s and %s",
+			    "%s needs two numbers, two durations or two strings, got %s and %s",
 			    rbk_tok_name(e->op), tname(a), tname(b));
 	}
 	bool r = false;
@@ -324,6 +397,41 @@ static int match(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_val 
 	return 0;
 }
 
+/* + - * / where a duration takes part (see the header). */
+static int dur_arith(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_val *out, rbk_err *err)
+{
+	const char *op = rbk_tok_name(e->op);
+	if (e->op == RBK_T_STAR || e->op == RBK_T_SLASH) {
+		bool both = a->t == RBK_V_DUR && b->t == RBK_V_DUR;
+		if (e->op == RBK_T_SLASH && both) { /* how many times one fits the other */
+			if (b->u.i == 0)
+				return fail(err, e->b->pos, "division by zero");
+			*out = rbk_val_num((double)a->u.i / (double)b->u.i);
+			return 0;
+		}
+		const rbk_val *d = a->t == RBK_V_DUR ? a : b, *n = a->t == RBK_V_DUR ? b : a;
+		if (both || !is_num(n) || (e->op == RBK_T_SLASH && b->t == RBK_V_DUR))
+			return fail(err, n == a ? e->a->pos : e->b->pos, "%s cannot take %s and %s%s", op, tname(a),
+				    tname(b), e->op == RBK_T_STAR ? " (a duration is scaled by a number)" : "");
+		if (e->op == RBK_T_SLASH && dbl(n) == 0.0)
+			return fail(err, e->b->pos, "division by zero");
+		return dur_val(e->op == RBK_T_STAR ? (double)d->u.i * dbl(n) : (double)d->u.i / dbl(n), e->pos, out, err);
+	}
+	double x, y;
+	int ra = dur_side(e->a, a, op, &x, err);
+	int rb = ra < 0 ? -1 : dur_side(e->b, b, op, &y, err);
+	if (ra < 0 || rb < 0)
+		return -1;
+	if (!ra || !rb)
+		return fail(err, !ra ? e->a->pos : e->b->pos, "%s cannot take %s and %s", op, tname(a), tname(b));
+	double r = e->op == RBK_T_PLUS ? x + y : x - y;
+	if (is_num(a) || is_num(b)) { /* a time or a count of seconds stays in seconds */
+		*out = seconds_val(r / 1000.0);
+		return 0;
+	}
+	return dur_val(r, e->pos, out, err);
+}
+
 static int arith(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_val *out,
 		 rbk_err *err)
 {
@@ -337,6 +445,8 @@ static int arith(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_val 
 		out->u.s.len = a->u.s.len + b->u.s.len;
 		return 0;
 	}
+	if ((a->t == RBK_V_DUR || b->t == RBK_V_DUR) && e->op != RBK_T_PERCENT)
+		return dur_arith(e, a, b, out, err);
 	if (e->op == RBK_T_PERCENT) {
 		if (a->t != RBK_V_INT || b->t != RBK_V_INT)
 			return fail(err, a->t != RBK_V_INT ? e->a->pos : e->b->pos,
@@ -393,6 +503,17 @@ static int eval_binary(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out,
 	switch (e->op) {
 	case RBK_T_EQ:
 	case RBK_T_NE:
+		if ((a.t == RBK_V_DUR) != (b.t == RBK_V_DUR)) { /* 5m == 300: seconds, as in < > */
+			double x, y;
+			int ra = dur_side(e->a, &a, rbk_tok_name(e->op), &x, err);
+			int rb = ra < 0 ? -1 : dur_side(e->b, &b, rbk_tok_name(e->op), &y, err);
+			if (ra < 0 || rb < 0) {
+				rc = -1;
+				break;
+			}
+			*out = rbk_val_bool((ra && rb && x == y) == (e->op == RBK_T_EQ));
+			break;
+		}
 		*out = rbk_val_bool(rbk_val_equal(&a, &b) == (e->op == RBK_T_EQ));
 		break;
 	case RBK_T_LT:
@@ -431,10 +552,10 @@ static int eval_unary(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, 
 		out->secret = v.secret;
 		return 0;
 	}
-	if (v.t == RBK_V_INT) {
+	if (v.t == RBK_V_INT || v.t == RBK_V_DUR) {
 		if (v.u.i == INT64_MIN)
 			return fail(err, e->pos, "integer overflow in '-'");
-		*out = rbk_val_int(-v.u.i);
+		*out = v.t == RBK_V_DUR ? rbk_val_dur(-v.u.i) : rbk_val_int(-v.u.i);
 		out->secret = v.secret;
 		return 0;
 	}
@@ -549,6 +670,8 @@ static int to_number(const fn_ctx *c, bool *is_int, int64_t *iv, double *dv, rbk
 		rbk_free(t);
 		return 0;
 	}
+	case RBK_V_DUR: /* which unit would it be? */
+		return fail(err, arg_pos(c, 0), "%s(): a duration has no plain number: write seconds(d)", c->call->fn);
 	default:
 		return fail(err, arg_pos(c, 0), "%s(): cannot convert %s to a number", c->call->fn,
 			    tname(v));
@@ -757,6 +880,37 @@ static int fn_age(fn_ctx *c, rbk_val *out, rbk_err *err)
 	return 0;
 }
 
+static int fn_seconds(fn_ctx *c, rbk_val *out, rbk_err *err)
+{
+	const rbk_val *v = &c->argv[0];
+	int64_t ms = v->t == RBK_V_DUR ? v->u.i : v->t == RBK_V_STR ? rbk_dur_parse(v->u.s.s) : -1;
+	if (v->t != RBK_V_DUR && ms < 0)
+		return fail(err, arg_pos(c, 0), "seconds(): needs a duration, got %s", tname(v));
+	*out = ms % 1000 ? rbk_val_num((double)ms / 1000.0) : rbk_val_int(ms / 1000);
+	return 0;
+}
+
+static int fn_duration(fn_ctx *c, rbk_val *out, rbk_err *err)
+{
+	const rbk_val *v = &c->argv[0];
+	if (v->t == RBK_V_DUR) {
+		*out = rbk_val_copy(v);
+		return 0;
+	}
+	if (is_num(v))
+		return dur_val(dbl(v) * 1000.0, arg_pos(c, 0), out, err);
+	int64_t ms = v->t == RBK_V_STR ? rbk_dur_parse(v->u.s.s) : -1;
+	if (ms < 0) {
+		if (v->t != RBK_V_STR || v->secret)
+			return fail(err, arg_pos(c, 0), "duration(): needs a string such as '5m' or a number of seconds, got %s",
+				    tname(v));
+		return fail(err, arg_pos(c, 0), "duration(): '%s' is not a duration (500ms, 30s, 5m, 2h, 1d, 1h30m)",
+			    rbk_err_quote(v->u.s.s).s);
+	}
+	*out = rbk_val_dur(ms);
+	return 0;
+}
+
 /* default(x, y): the one function that sees its argument's failure. */
 static int eval_default(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_err *err)
 {
@@ -790,6 +944,8 @@ static const struct {
     {"capture", fn_capture},
     {"now", fn_now},
     {"age", fn_age},
+    {"seconds", fn_seconds},
+    {"duration", fn_duration},
 };
 
 static int eval_call(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_err *err)

@@ -282,6 +282,7 @@ static void enc(rbk_buf *b, const rbk_val *v)
 		}
 		rbk_buf_putc(b, '}');
 		break;
+	case RBK_V_DUR: /* as written: "5m", which reads back as one where a duration is expected */
 	case RBK_V_REGEX: {
 		char *s = rbk_val_to_text(v);
 		enc_str(b, s, strlen(s));

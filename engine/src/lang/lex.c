@@ -4,6 +4,8 @@
  * (a template) and need not be NUL-terminated. */
 #include "lang/lex.h"
 
+#include "base/dur.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,7 @@ const char *rbk_tok_name(rbk_tok_kind k)
 	static const char *const names[] = {
 	    [RBK_T_EOF] = "end of expression", [RBK_T_INT] = "integer",
 	    [RBK_T_NUM] = "number",            [RBK_T_STR] = "string",
+	    [RBK_T_DUR] = "duration",
 	    [RBK_T_REGEX] = "regex",           [RBK_T_IDENT] = "name",
 	    [RBK_T_TRUE] = "'true'",           [RBK_T_FALSE] = "'false'",
 	    [RBK_T_NULL] = "'null'",           [RBK_T_DOT] = "'.'",
@@ -65,6 +68,7 @@ static int ends_operand(rbk_tok_kind k)
 	switch (k) {
 	case RBK_T_INT:
 	case RBK_T_NUM:
+	case RBK_T_DUR:
 	case RBK_T_STR:
 	case RBK_T_REGEX:
 	case RBK_T_IDENT:
@@ -100,6 +104,14 @@ static int lex_number(rbk_lexer *lx, rbk_tok *t, rbk_err *err)
 			while (is_digit(peek(lx, i)))
 				i++;
 		}
+	}
+	int64_t ms;
+	size_t dn = is_num ? 0 : rbk_dur_span(lx->src + start, lx->len - start, &ms);
+	if (dn > i - start && !is_word(peek(lx, start + dn))) { /* 5m, 1h30m: a duration */
+		t->kind = RBK_T_DUR;
+		t->ival = ms;
+		lx->at = start + dn;
+		return 0;
 	}
 	if (is_word(peek(lx, i))) {
 		size_t j = i;

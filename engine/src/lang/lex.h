@@ -14,6 +14,7 @@ typedef enum {
 	RBK_T_EOF,
 	RBK_T_INT,   /* ival */
 	RBK_T_NUM,   /* nval */
+	RBK_T_DUR,   /* ival: milliseconds of 500ms, 30s, 1h30m ... */
 	RBK_T_STR,   /* text: the unescaped string */
 	RBK_T_REGEX, /* text: the pattern, flags: the letters after the closing slash */
 	RBK_T_IDENT, /* text */

@@ -40,7 +40,7 @@ static void add_scalars(rbk_mask *m, const rbk_val *v, bool inside)
 	else if (v->t == RBK_V_MAP)
 		for (size_t i = 0; i < v->u.map.n; i++)
 			add_scalars(m, &v->u.map.vals[i], secret);
-	else if (secret && (v->t == RBK_V_STR || v->t == RBK_V_INT || v->t == RBK_V_NUM)) {
+	else if (secret && (v->t == RBK_V_STR || v->t == RBK_V_INT || v->t == RBK_V_NUM || v->t == RBK_V_DUR)) {
 		char *t = rbk_val_to_text(v);
 		size_t n = strlen(t);
 		if (n >= RBK_MASK_MIN_DERIVED && !contains_secret(m, t, n))

@@ -24,7 +24,7 @@ static const struct {
     {"int", 1},         {"num", 1},       {"str", 1},      {"len", 1},     {"lower", 1},
     {"upper", 1},       {"trim", 1},      {"contains", 2}, {"starts_with", 2},
     {"ends_with", 2},   {"json", 2},      {"capture", 3},  {"default", 2}, {"now", 0},
-    {"age", 1},
+    {"age", 1},         {"seconds", 1},   {"duration", 1},
 };
 
 /* Binary operators by level, loosest first; RBK_T_EOF ends a row. */
@@ -282,6 +282,7 @@ static int parse_primary(parser *p, rbk_expr **out, int *h)
 	switch (t->kind) {
 	case RBK_T_INT:
 	case RBK_T_NUM:
+	case RBK_T_DUR:
 	case RBK_T_STR:
 	case RBK_T_TRUE:
 	case RBK_T_FALSE:
@@ -291,6 +292,8 @@ static int parse_primary(parser *p, rbk_expr **out, int *h)
 			e->lit = rbk_val_int(t->ival);
 		else if (t->kind == RBK_T_NUM)
 			e->lit = rbk_val_num(t->nval);
+		else if (t->kind == RBK_T_DUR)
+			e->lit = rbk_val_dur(t->ival);
 		else if (t->kind == RBK_T_STR)
 			e->lit = rbk_val_str(t->text);
 		else if (t->kind != RBK_T_NULL)

@@ -41,12 +41,21 @@ static int lookup(void *ctx, const char *const *segs, size_t n, rbk_val *out, rb
 {
 	const rbk_scope *sc = ctx;
 	const char *root = segs[0];
-	if (!strcmp(root, "params"))
-		return walk_name(sc->params, segs, n, 1, out, err);
+	if (!strcmp(root, "params")) {
+		int rc = walk_name(sc->params, segs, n, 1, out, err);
+		if (rc == 0 && n == 2 && out->t == RBK_V_INT && sc->param_is_duration &&
+		    sc->param_is_duration(sc->defn, segs[1]))
+			out->t = RBK_V_DUR; /* the same milliseconds */
+		return rc;
+	}
 	if (!strcmp(root, "vars"))
 		return walk_name(sc->vars, segs, n, 1, out, err);
-	if (!strcmp(root, "steps"))
-		return walk_name(sc->steps, segs, n, 1, out, err);
+	if (!strcmp(root, "steps")) {
+		int rc = walk_name(sc->steps, segs, n, 1, out, err);
+		if (rc == 0 && n == 3 && out->t == RBK_V_INT && !strcmp(segs[2], "duration_ms"))
+			out->t = RBK_V_DUR;
+		return rc;
+	}
 	if (!strcmp(root, "run")) {
 		rbk_val m = rbk_val_map();
 		rbk_val_map_set(&m, "id", rbk_val_int(sc->run_id));

@@ -1,6 +1,8 @@
 /* value: typed values of the guard and template language. */
 #include "lang/value.h"
 
+#include "base/dur.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +39,14 @@ rbk_val rbk_val_num(double n)
 	rbk_val v = rbk_val_null();
 	v.t = RBK_V_NUM;
 	v.u.n = n;
+	return v;
+}
+
+rbk_val rbk_val_dur(int64_t ms)
+{
+	rbk_val v = rbk_val_null();
+	v.t = RBK_V_DUR;
+	v.u.i = ms;
 	return v;
 }
 
@@ -238,6 +248,8 @@ bool rbk_val_equal(const rbk_val *a, const rbk_val *b)
 		return true;
 	case RBK_V_BOOL:
 		return a->u.b == b->u.b;
+	case RBK_V_DUR:
+		return a->u.i == b->u.i;
 	case RBK_V_STR:
 		return a->u.s.len == b->u.s.len && memcmp(a->u.s.s, b->u.s.s, a->u.s.len) == 0;
 	case RBK_V_LIST:
@@ -273,6 +285,7 @@ bool rbk_val_truthy(const rbk_val *v)
 	case RBK_V_BOOL:
 		return v->u.b;
 	case RBK_V_INT:
+	case RBK_V_DUR:
 		return v->u.i != 0;
 	case RBK_V_NUM:
 		return v->u.n != 0.0;
@@ -290,8 +303,8 @@ bool rbk_val_truthy(const rbk_val *v)
 
 const char *rbk_val_type_name(rbk_vtype t)
 {
-	static const char *const names[] = {"null",   "bool", "int", "number",
-					    "string", "list", "map", "regex"};
+	static const char *const names[] = {"null", "bool", "int", "number", "string",
+					    "list", "map",  "regex", "duration"};
 	if ((unsigned)t < sizeof names / sizeof names[0])
 		return names[t];
 	return "unknown";
@@ -308,6 +321,11 @@ char *rbk_val_to_text(const rbk_val *v)
 		return rbk_xasprintf("%" PRId64, v->u.i);
 	case RBK_V_NUM:
 		return rbk_xasprintf("%.15g", v->u.n);
+	case RBK_V_DUR: {
+		char d[64];
+		rbk_dur_text(v->u.i, d, sizeof d);
+		return rbk_xstrdup(d);
+	}
 	case RBK_V_STR:
 		return rbk_xstrndup(v->u.s.s, v->u.s.len);
 	case RBK_V_REGEX:

@@ -21,7 +21,8 @@ typedef enum {
 	RBK_V_STR,
 	RBK_V_LIST,
 	RBK_V_MAP,
-	RBK_V_REGEX
+	RBK_V_REGEX,
+	RBK_V_DUR /* a duration: milliseconds in u.i */
 } rbk_vtype;
 
 typedef struct rbk_val rbk_val;
@@ -56,6 +57,7 @@ rbk_val rbk_val_null(void);
 rbk_val rbk_val_bool(bool b);
 rbk_val rbk_val_int(int64_t i);
 rbk_val rbk_val_num(double n);
+rbk_val rbk_val_dur(int64_t ms);
 rbk_val rbk_val_str(const char *s);           /* copies s */
 rbk_val rbk_val_strn(const char *s, size_t n); /* copies n bytes */
 rbk_val rbk_val_str_take(char *s);            /* takes ownership of s (rbk_x* allocated) */

@@ -1,5 +1,6 @@
 /* check: semantic checks over a built model. */
 #include "runbook/check.h"
+#include "base/dur.h"
 #include "sched/cron.h"
 #include "runbook/load.h"
 #include "base/mem.h"
@@ -360,7 +361,7 @@ static void check_param_value(checker *c, const rbk_param *p, const rbk_node *v)
 	case RBK_P_INT: ok = v->t == RBK_N_INT; break;
 	case RBK_P_NUMBER: ok = v->t == RBK_N_INT || v->t == RBK_N_NUM; break;
 	case RBK_P_BOOL: ok = v->t == RBK_N_BOOL; break;
-	case RBK_P_DURATION: ok = v->t == RBK_N_STR && rbk_model_duration(v->text) >= 0; break;
+	case RBK_P_DURATION: ok = v->t == RBK_N_STR && rbk_dur_parse(v->text) >= 0; break;
 	case RBK_P_ENUM:
 		ok = false;
 		for (size_t i = 0; v->t == RBK_N_STR && i < p->nvalues; i++)

@@ -1,5 +1,6 @@
 /* graph: emit DOT or Mermaid for a model. */
 #include "runbook/graph.h"
+#include "base/dur.h"
 #include "base/mem.h"
 
 #include <string.h>
@@ -51,7 +52,7 @@ static char *state_detail(const rbk_runbook *rb, const rbk_state *st)
 		char d[32];
 		if (st->wait_ms < -1) /* a param's: RBK_DUR_PARAM */
 			return rbk_xasprintf("%s\nwait params.%s", st->name, rb->params[-2 - st->wait_ms].name);
-		rbk_model_duration_text(st->wait_ms, d, sizeof d);
+		rbk_dur_text(st->wait_ms, d, sizeof d);
 		return rbk_xasprintf("%s\nwait %s", st->name, d);
 	}
 	case RBK_S_APPROVAL: return rbk_xasprintf("%s\napproval", st->name);

@@ -1,5 +1,7 @@
 /* model: document tree -> runbook model, reporting every structural error. */
 #include "runbook/model.h"
+
+#include "base/dur.h"
 #include "base/mem.h"
 #include "runbook/suggest.h"
 
@@ -43,42 +45,10 @@ int64_t rbk_model_dur(const rbk_runbook *rb, int64_t v, const rbk_val *params)
 	return p && p->t == RBK_V_INT && p->u.i >= 0 ? p->u.i : 0;
 }
 
-int64_t rbk_model_duration(const char *s)
+bool rbk_model_param_is_duration(const void *rb, const char *name)
 {
-	if (!s || !(*s >= '0' && *s <= '9'))
-		return -1;
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	int64_t unit;
-	if (!strcmp(end, "ms"))
-		unit = 1;
-	else if (!strcmp(end, "s"))
-		unit = 1000;
-	else if (!strcmp(end, "m"))
-		unit = 60 * 1000;
-	else if (!strcmp(end, "h"))
-		unit = 3600 * 1000;
-	else if (!strcmp(end, "d"))
-		unit = 86400 * 1000;
-	else
-		return -1;
-	if (v > (unsigned long long)(INT64_MAX / unit))
-		return -1;
-	return (int64_t)v * unit;
-}
-
-void rbk_model_duration_text(int64_t ms, char *buf, size_t size)
-{
-	static const struct {
-		int64_t ms;
-		const char *unit;
-	} units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
-	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-		if (ms && ms % units[i].ms == 0) {
-			snprintf(buf, size, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
-			return;
-		}
-	snprintf(buf, size, "%lldms", (long long)ms);
+	const rbk_param *p = rbk_model_param(rb, name);
+	return p && p->type == RBK_P_DURATION;
 }
 
 static const char *closest(const char *word, const char *const *allowed)
@@ -166,7 +136,7 @@ static long param_ref(const rbk_runbook *rb, const char *s, const char **name, s
 
 static int64_t want_duration(builder *b, const rbk_node *n, const char *what)
 {
-	int64_t ms = n->t == RBK_N_STR ? rbk_model_duration(n->text) : -1;
+	int64_t ms = n->t == RBK_N_STR ? rbk_dur_parse(n->text) : -1;
 	if (ms >= 0)
 		return ms;
 	const char *name = NULL;
@@ -188,7 +158,7 @@ static int64_t want_duration(builder *b, const rbk_node *n, const char *what)
 		return 0;
 	}
 	if (n->t == RBK_N_STR || n->t == RBK_N_INT)
-		ERR(b, n, "%s: bad duration '%s' (write a whole number and a unit: 500ms, 30s, 5m, 2h, 1d)",
+		ERR(b, n, "%s: bad duration '%s' (write a whole number and a unit: 500ms, 30s, 5m, 2h, 1d, or a sum such as 1h30m)",
 		    what, n->text);
 	else
 		ERR(b, n, "%s must be a duration such as 30s, not %s", what, rbk_node_type_name(n));
@@ -657,7 +627,7 @@ static bool default_fits(const rbk_param *p, const rbk_node *d)
 	case RBK_P_INT: return d->t == RBK_N_INT;
 	case RBK_P_NUMBER: return d->t == RBK_N_INT || d->t == RBK_N_NUM;
 	case RBK_P_BOOL: return d->t == RBK_N_BOOL;
-	case RBK_P_DURATION: return d->t == RBK_N_STR && rbk_model_duration(d->text) >= 0;
+	case RBK_P_DURATION: return d->t == RBK_N_STR && rbk_dur_parse(d->text) >= 0;
 	case RBK_P_ENUM:
 		if (d->t != RBK_N_STR)
 			return false;

@@ -178,16 +178,15 @@ const rbk_param *rbk_model_param(const rbk_runbook *rb, const char *name);
 const char *rbk_model_kind_name(rbk_skind k);
 /* Line and column of byte off inside scalar n. */
 rbk_pos rbk_model_place(const rbk_node *n, int off);
-/* "500ms" "30s" "5m" "2h" "1d" -> milliseconds; -1 when malformed. */
-int64_t rbk_model_duration(const char *s);
 /* A duration field (wait, timeout, poll.every, poll.for, approval.timeout)
  * written "{{ params.X }}", X a duration param, holds RBK_DUR_PARAM(X's
  * index); rbk_model_dur gives any field's milliseconds for a run with
  * these typed params (-1 stays "none"). */
 #define RBK_DUR_PARAM(i) (-2 - (int64_t)(i))
 int64_t rbk_model_dur(const rbk_runbook *rb, int64_t v, const rbk_val *params);
-/* The inverse: the largest unit that divides ms exactly ("90s", "2h"). */
-void rbk_model_duration_text(int64_t ms, char *buf, size_t size);
+/* Whether runbook rb (an rbk_runbook, typed as rbk_scope's callback)
+ * declares name as a param of type duration. */
+bool rbk_model_param_is_duration(const void *rb, const char *name);
 
 /* Whether q can name a queue: 1-100 of [A-Za-z0-9._:-]. */
 bool rbk_model_queue_name_ok(const char *q);

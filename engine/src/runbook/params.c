@@ -1,5 +1,6 @@
 /* params: bind and check a run's params. */
 #include "runbook/params.h"
+#include "base/dur.h"
 #include "base/mem.h"
 #include "lang/regex.h"
 #include "runbook/suggest.h"
@@ -61,7 +62,7 @@ static int from_text(const rbk_param *p, const char *text, const char *source, r
 		}
 		break;
 	case RBK_P_DURATION: {
-		int64_t ms = rbk_model_duration(text);
+		int64_t ms = rbk_dur_parse(text);
 		if (ms >= 0) {
 			*out = rbk_val_int(ms);
 			return 0;
