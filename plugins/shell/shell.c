@@ -423,6 +423,17 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 
 	mark_truncated(call, "stdout", &out);
 	mark_truncated(call, "stderr", &err);
+	/* The last line the program wrote to stderr says why it failed: it goes
+	 * with "exited with code N", so the terminal and the log show it. */
+	char why[240] = "";
+	size_t e = err.len;
+	while (e && (err.buf[e - 1] == '\n' || err.buf[e - 1] == '\r' || err.buf[e - 1] == ' '))
+		e--;
+	size_t b = e;
+	while (b && err.buf[b - 1] != '\n')
+		b--;
+	if (e > b)
+		snprintf(why, sizeof why, ": %.*s%s", (int)(e - b > 200 ? 200 : e - b), err.buf + b, e - b > 200 ? "..." : "");
 	free(out.buf);
 	free(err.buf);
 	host->set_output_int(call, "duration_ms", now_ms() - start);
@@ -447,7 +458,7 @@ static int exec_run(rbk_call *call, const rbk_value *args)
 			accepted |= ok->as.list.items[i].type == RBK_TYPE_INT && ok->as.list.items[i].as.i == code;
 	}
 	if (!accepted) {
-		host->set_error(call, "exited with code %d", code);
+		host->set_error(call, "exited with code %d%s", code, why);
 		return 1;
 	}
 	return 0;

@@ -310,6 +310,14 @@ static void check_graph(checker *c)
 		error_at(c, rb->states[0].pos, "the runbook has no end state (add one with 'end: success')");
 	for (size_t i = 0; i < rb->nstates; i++) {
 		const rbk_state *st = &rb->states[i];
+		/* A state that fails into itself runs again on every failure, each
+		 * time with its retries, until max_transitions: days of a webhook
+		 * that is down. Usually the runbook's on_failure on its own alert. */
+		const char *fe = failure_edge(rb, st);
+		if (st->kind != RBK_S_END && fe && !strcmp(fe, st->name))
+			error_at(c, st->on_failure ? st->on_failure_pos : st->pos,
+				 "state '%s' fails into itself%s: give it an on_failure that leads elsewhere (an end state)",
+				 st->name, st->on_failure ? "" : " (the runbook's on_failure)");
 		if (rb->start && rbk_model_state(rb, rb->start) >= 0 && !seen[i])
 			error_at(c, st->pos, "state '%s' is unreachable from the start state '%s'", st->name,
 				 rb->start);
