@@ -135,7 +135,7 @@ static void test_shell_exit_code_and_stderr(void)
 	rbk_val_map_set(&m, "env", env);
 	rbk_runner_result r = run("shell.exec", m, 5000);
 	T_CHECK(!r.ok);
-	T_STREQ(r.error, "exited with code 4");
+	T_STREQ(r.error, "exited with code 4: to ops");
 	T_STREQ(rbk_val_map_get(&r.outputs, "stderr")->u.s.s, "to ops\n");
 	T_CHECK(rbk_val_map_get(&r.outputs, "exit_code")->u.i == 4);
 	rbk_runner_result_free(&r);

@@ -314,7 +314,7 @@ static void check_graph(checker *c)
 		 * time with its retries, until max_transitions: days of a webhook
 		 * that is down. Usually the runbook's on_failure on its own alert. */
 		const char *fe = failure_edge(rb, st);
-		if (st->kind != RBK_S_END && fe && !strcmp(fe, st->name))
+		if (st->kind != RBK_S_END && st->kind != RBK_S_WAIT && fe && !strcmp(fe, st->name))
 			error_at(c, st->on_failure ? st->on_failure_pos : st->pos,
 				 "state '%s' fails into itself%s: give it an on_failure that leads elsewhere (an end state)",
 				 st->name, st->on_failure ? "" : " (the runbook's on_failure)");
