@@ -185,3 +185,36 @@ grep -q "xb.yaml:15:39: '<': a number without a unit cannot meet a duration (wri
 t $? "a bare number compared with a duration is an error that names its place (exit $rc)" "$(tail -5 "$TMP/xb.out")"
 [[ $rc == 1 ]]
 t $? "... and the run fails rather than guess a unit" "exit $rc"
+
+# A duration param handed to a child run: "{{ params.X }}" in a call's with.
+mkdir -p "$TMP/rb"
+cat >"$TMP/rb/child.yaml" <<'Y'
+rbk: 1
+name: child
+params:
+  pause: {type: duration, required: true}
+start: nap
+states:
+  nap:
+    wait: "{{ params.pause }}"
+    next: [{to: done}]
+  done: {end: success}
+Y
+cat >"$TMP/rb/parent.yaml" <<'Y'
+rbk: 1
+name: parent
+params:
+  pause: {type: duration, default: 300ms}
+start: go
+states:
+  go:
+    call: child
+    with: {pause: "{{ params.pause }}"}
+    next: [{to: done}]
+  done: {end: success}
+Y
+s=$(now)
+RBK_PATH="$TMP/rb" "$RBK" run parent >"$TMP/call.out" 2>&1
+rc=$? el=$(($(now) - s))
+[[ $rc == 0 && $el -ge 300 ]]
+t $? "a duration param passed to a child run's duration param through a call" "exit $rc in ${el}ms: $(tail -3 "$TMP/call.out")"

@@ -88,6 +88,10 @@ static int from_value(const rbk_param *p, const rbk_val *v, const char *source, 
 	case RBK_P_DURATION:
 		if (v->t == RBK_V_STR)
 			return from_text(p, v->u.s.s, source, out, err);
+		if (v->t == RBK_V_DUR && v->u.i >= 0) { /* a caller's duration: kept as milliseconds */
+			*out = rbk_val_int(v->u.i);
+			return 0;
+		}
 		ok = v->t == RBK_V_INT && v->u.i >= 0; /* already milliseconds */
 		break;
 	}
