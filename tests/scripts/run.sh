@@ -245,7 +245,10 @@ el=$(($(now) - s))
 wait
 [[ $RC == 0 && $(py 'status()') == succeeded && $el -ge 600 && $el -lt 5000 ]]
 t $? "poll re-runs the action until the guard holds (file turns 'ready')" "$(why) ${el}ms"
-[[ $(py 'len(ev("step_poll"))') -ge 2 && $(py 'step("patient")["stdout"]') == ready && $(py 'step("patient")["attempts"]') -ge 3 ]]
+# How many tries fit in the 0.7 s depends on how fast rbk started (a loaded
+# machine), so at least one re-run: one step_poll, two attempts.
+[[ $(py 'len(ev("step_poll"))') -ge 1 && $(py 'step("patient")["stdout"]') == ready && $(py 'step("patient")["attempts"]') -ge 2 &&
+	$(py 'step("patient")["attempts"]') == $(( $(py 'len(ev("step_poll"))') + 1 )) ]]
 t $? "poll records step_poll events and the last run's outputs" "$(py 'step("patient")')"
 new
 echo waiting >"$H/flag"
