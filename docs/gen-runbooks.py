@@ -7,7 +7,10 @@ entries and its graph (`rbk graph FILE --format mermaid`).
     python3 docs/gen-runbooks.py [--rbk PATH] [--runbooks DIR] [--output FILE]
 
 --rbk defaults to $RBK, else build/rbk; --output to docs/runbooks.md ("-" is
-stdout). Only the standard library is used: the YAML is read by the small
+stdout); --seeds to docs/seed-map.tsv, the table of every section of the
+seed procedures and the runbooks that implement it (or why none does): a
+runbook it names that does not exist, a runbook it does not name, or a
+section with neither runbook nor reason is an error (exit 1). Only the standard library is used: the YAML is read by the small
 reader below, which knows the block and flow styles runbooks are written in.
 A file it cannot read, or that `rbk graph` refuses, still gets a section that
 says so, so one broken file never hides the others. The output depends only
@@ -605,20 +608,63 @@ def section(path, rbk, rel):
     return name, title, out
 
 
+def seed_table(path, names):
+    """The "Seed procedures" part of the page from the seed map (see the
+    module's docstring), and the problems found in it."""
+    seeds, rows, problems, used = {}, [], [], set()
+    for n, line in enumerate(open(path, encoding="utf-8"), 1):
+        line = line.rstrip("\n")
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = line.split("\t")
+        if f[0].startswith("@") and len(f) == 2:
+            seeds[f[0][1:]] = f[1]
+            continue
+        if len(f) != 4:
+            problems.append(f"{path}:{n}: want 4 tab-separated fields (seed, section, runbooks, note), got {len(f)}")
+            continue
+        seed, sect, rbs, note = f
+        if seed not in seeds:
+            problems.append(f"{path}:{n}: seed {seed!r} is not declared with a line @{seed}<TAB>title")
+        rb = [] if rbs.strip() == "-" else rbs.split()
+        for r in rb:
+            if r not in names:
+                problems.append(f"{path}:{n}: no runbook named {r!r}")
+            used.add(r)
+        if not rb and not note.strip():
+            problems.append(f"{path}:{n}: section {sect!r} has no runbook and no reason")
+        rows.append((seed, sect, rb, note))
+    for r in sorted(set(names) - used):
+        problems.append(f"{path}: runbook {r!r} implements no section of the map")
+    out = ["## Seed procedures and their runbooks", "",
+           "Every section of the operations documents rbk was created from, with the",
+           "runbook that implements it, or why it is deliberately not a runbook.", ""]
+    for seed, title in seeds.items():
+        out += [f"### Seed {seed}: {title}", "", "| section | runbook | note |", "|---|---|---|"]
+        for s_, sect, rb, note in rows:
+            if s_ == seed:
+                cell = ", ".join(f"[{r}](#{anchor(r)})" for r in rb) if rb else "not a runbook"
+                out.append(f"| {sect} | {cell} | {note} |")
+        out.append("")
+    return out, problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rbk", default=os.environ.get("RBK") or os.path.join(ROOT, "build", "rbk"))
     ap.add_argument("--runbooks", default=os.path.join(ROOT, "runbooks"))
     ap.add_argument("--output", default=os.path.join(ROOT, "docs", "runbooks.md"))
+    ap.add_argument("--seeds", default=os.path.join(ROOT, "docs", "seed-map.tsv"))
     a = ap.parse_args()
     rbk = os.path.abspath(a.rbk)
     if not os.access(rbk, os.X_OK):
         sys.exit(f"gen-runbooks: no rbk at {rbk} (run make, or give --rbk)")
     files = sorted(f for f in glob.glob(os.path.join(a.runbooks, "*")) if f.endswith((".yaml", ".yml")) and os.path.isfile(f))
-    sections, index = [], []
+    sections, index, names = [], [], []
     for f in files:
         rel = os.path.relpath(os.path.abspath(f), ROOT)
         name, title, lines = section(f, rbk, rel)
+        names.append(name)
         index.append(f"- [{name}](#{anchor(name)})" + (f": {title.strip()}" if title else ""))
         sections.append("\n".join(lines))
     head = [
@@ -633,6 +679,10 @@ def main():
         "`rbk run NAME -p name=value`; see docs/format.md and docs/cli.md.",
         "",
     ] + index + [""]
+    problems = []
+    if a.seeds != "-":
+        seed_part, problems = seed_table(a.seeds, names)
+        head += seed_part
     text = "\n".join(head) + "\n" + "\n".join(sections).rstrip("\n") + "\n"
     if a.output == "-":
         sys.stdout.write(text)
@@ -641,6 +691,9 @@ def main():
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, a.output)
+    for p in problems:
+        print("gen-runbooks: " + p.replace(ROOT + "/", ""), file=sys.stderr)
+    sys.exit(1 if problems else 0)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,14 @@ static int parse_args(rbk_call *call, const rbk_value *args, req *r)
 	r->username = rbk_arg_string(args, "username");
 	r->password = rbk_arg_string(args, "password");
 	r->token = rbk_arg_string(args, "token");
+	/* An empty credential is none: a runbook passes an optional secret
+	 * param as "{{ params.token }}", empty when the host needs no auth. */
+	if (r->username && !*r->username)
+		r->username = NULL;
+	if (r->password && !*r->password)
+		r->password = NULL;
+	if (r->token && !*r->token)
+		r->token = NULL;
 	const char *auth = rbk_arg_string(args, "auth");
 	if (!auth)
 		r->auth = r->token ? AUTH_BEARER : r->username || r->password ? AUTH_BASIC : AUTH_NONE;

@@ -40,7 +40,7 @@ mkdir -p "$TMP/rb"
 cp "$RBK_ROOT/runbooks/feed-freeze.yaml" "$TMP/rb/a-good.yaml"
 printf 'rbk: 1\nname: b-broken\nstart: nowhere\nstates:\n  x: {end: success}\n' >"$TMP/rb/b-broken.yaml"
 printf '# yaml-language-server: $schema=x\n# Implements nothing.\nrbk: 1\nname: c-odd\nparams: {a: [unterminated\nstart: d\nstates:\n  d: {end: success}\n' >"$TMP/rb/c-odd.yml"
-if python3 "$GEN" --rbk "$RBK" --runbooks "$TMP/rb" --output "$TMP/odd.md" 2>"$TMP/err2"; then
+if python3 "$GEN" --rbk "$RBK" --runbooks "$TMP/rb" --seeds - --output "$TMP/odd.md" 2>"$TMP/err2"; then
 	grep -q '^## feed-freeze$' "$TMP/odd.md" && grep -q '^## b-broken$' "$TMP/odd.md" && grep -q '^## c-odd$' "$TMP/odd.md" \
 		&& grep -q "(\`rbk graph\` refused it, exit 2" "$TMP/odd.md" && grep -q "(could not read \`params\`" "$TMP/odd.md" \
 		&& grep -q '^\*\*Seed procedure.\*\* Implements nothing.$' "$TMP/odd.md" \
@@ -48,3 +48,15 @@ if python3 "$GEN" --rbk "$RBK" --runbooks "$TMP/rb" --output "$TMP/odd.md" 2>"$T
 else
 	fail "robustness: the generator survives broken files" "$(tail -3 "$TMP/err2" | tr '\n' ' ')"
 fi
+
+# The seed map: every seed section names its runbooks or why there is none,
+# and every runbook implements some section.
+grep -q '^## Seed procedures and their runbooks$' "$PAGE" && [ "$(grep -c '^### Seed ' "$PAGE")" = 5 ] \
+	&& ok "docs/runbooks.md maps the sections of the 5 seeds to runbooks" || fail "seed map" "$(grep -n '^##' "$PAGE" | head -5 | tr '\n' ' ')"
+printf '@001\tA seed\n001\tsome section\tnot-a-runbook feed-freeze\tx\n001\tanother\t-\t\n' >"$TMP/bad.tsv"
+python3 "$GEN" --rbk "$RBK" --runbooks "$TMP/rb" --seeds "$TMP/bad.tsv" --output "$TMP/bad.md" 2>"$TMP/err3"
+rc=$?
+[ $rc = 1 ] && grep -q "bad.tsv:2: no runbook named 'not-a-runbook'" "$TMP/err3" && grep -q "bad.tsv:3: section 'another' has no runbook and no reason" "$TMP/err3" \
+	&& grep -q "runbook 'b-broken' implements no section of the map" "$TMP/err3" \
+	&& ok "a seed map naming an unknown runbook, a section without runbook or reason, or leaving a runbook out is refused" \
+	|| fail "seed map errors" "exit $rc: $(cat "$TMP/err3")"

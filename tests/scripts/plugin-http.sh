@@ -188,6 +188,12 @@ HTTP_PASS=wrong-pass-123 go badpass
 	$LOG != *wrong-pass-123* && $OUT != *wrong-pass-123* && $OUT == *"status 401"* ]]
 t $? "a wrong password: 401 fails the step (auth inferred from username); the secret stays masked" "$(why)"
 
+# An optional token left empty: no Authorization header at all (not "Bearer ").
+one notoken "{url: \"$B/echo?t=notoken\", token: \"{{ params.token }}\"}"
+HTTP_TOKEN= go notoken
+[[ $RC == 0 && $(seen t=notoken 'len([r for r in reqs if "authorization" in r["headers"]])') == 0 && $(seen t=notoken 'len(reqs)') == 1 ]]
+t $? "an empty token counts as none: no Authorization header" "$(why) $(seen t=notoken reqs)"
+
 # A literal token (not a runbook secret) is still masked by the plugin in its outputs and errors.
 one literal "{url: \"$B/bearer?t=literal\", token: lit-tok-4242, expect_status: 200}"
 go literal

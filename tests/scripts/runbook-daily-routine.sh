@@ -1,7 +1,7 @@
 #!/bin/bash
 # runbooks/daily-routine.yaml in the sandbox. Part 1: each task (a row of "Rotina Diária")
 # run by hand, its happy path and its failure path (ping above 30 ms, feed latency above
-# 50 ms, DD below -1.5 % "observar", the Checklist Matinal's checks, Prefect, the backup,
+# 50 ms, DD below -1.5 % "observar", the clock sync, Prefect, the backup,
 # the power-off). Part 2: the routine fired by the scheduler at its São Paulo times
 # (`rbk scheduler --once --now`), a Saturday that fires nothing, and catch_up after the
 # scheduler was down. The schedule's exact times are tests/cases/schedule-daily-routine.case.
@@ -31,10 +31,9 @@ case_() { # case_ NAME: a fresh home and sandbox in which everything is healthy
 }
 run() { # run TASK [ARGS...]: RC, OUT; the params point the runbook at the sandbox
 	local t=$1; shift
-	local p=(-p ping_cmd="$SANDBOX_BIN/ping" -p prefect="$SANDBOX_BIN/prefect" -p docker="$SANDBOX_BIN/docker"
-		-p clock_sync_cmd="$SANDBOX_BIN/ntpdate pool.ntp.org" -p grafana_alerts_url="$SANDBOX_URL/grafana/api/alerts"
-		-p metrics_url="$SANDBOX_URL/kv/metrics" -p feed_url="$SANDBOX_URL/kv/metrics" -p dd_url="$SANDBOX_URL/kv/metrics"
-		-p models_dir="$SANDBOX/models")
+	local p=(-p ping_cmd="$SANDBOX_BIN/ping" -p prefect="$SANDBOX_BIN/prefect"
+		-p clock_sync_cmd="$SANDBOX_BIN/ntpdate pool.ntp.org"
+		-p feed_url="$SANDBOX_URL/kv/metrics" -p dd_url="$SANDBOX_URL/kv/metrics")
 	OUT=$("$RBK" run daily-routine -p task="$t" "${p[@]}" "$@" 2>&1); RC=$?
 }
 alerts() { python3 -c 'import json,sys; [print(a["text"].replace("\n", " | ")) for a in json.load(open(sys.argv[1])).get("alerts", [])]' "$SANDBOX/state.json"; }
@@ -66,38 +65,17 @@ run ping -p ping_cmd=false
 expect "ping: no answer fails the run (exit 1)" 1 failed
 alerts | grep -q "ping sem resposta" && ok "ping: the unreachable VPS is alerted" || fail "ping unreachable alert" "$(alerts)"
 
-# ---- 08:00 clock sync + Checklist Matinal --------------------------------------------
-case_ morning-ok
-run clock_sync -p health_check_cmd="$EXTRA/work/scripts/health-check.sh"
-expect "checklist: clock synced and every check passed (exit 0)" 0 checklist_ok
-called "ntpdate pool.ntp.org" && called "docker compose logs --since 24h" && [ "$(nalerts)" = 0 ] \
-	&& ok "checklist: ntpdate and docker compose logs ran, no alert" || fail "checklist calls" "$(cat "$SANDBOX/calls.log"; alerts)"
-grep -q '"/health/api"' "$SANDBOX/requests.jsonl" && grep -q '"/grafana/api/alerts"' "$SANDBOX/requests.jsonl" \
-	&& grep -q '"/kv/metrics"' "$SANDBOX/requests.jsonl" && ok "checklist: health, Grafana alerts and metrics were asked" \
-	|| fail "checklist requests" "$(cut -c1-200 "$SANDBOX/requests.jsonl")"
-"$RBK" log 1 | grep -q "checklist_report" && "$RBK" log 1 --json | grep -q "rf_m1.pkl" \
-	&& ok "checklist: the report names the newest model" || fail "checklist report" "$("$RBK" log 1 | tail -5)"
+# ---- 08:00 clock sync (the MT5 Checklist Matinal is runbook-morning-checklist.sh's) ------
+case_ clock-ok
+run clock_sync
+expect "clock sync: ntpdate ran (exit 0)" 0 clock_ok
+called "ntpdate pool.ntp.org" && [ "$(nalerts)" = 0 ] && ok "clock sync: ntpdate pool.ntp.org, no alert" || fail "clock calls" "$(cat "$SANDBOX/calls.log"; alerts)"
 
-case_ morning-bad
-sandbox_state 's["health"] = {"db": "down"}; s["grafana_alerts"] = [{"id": 7, "name": "Slow Database Queries", "state": "alerting"}, {"id": 8, "name": "API Down", "state": "ok"}]'
-echo "2026-11-23 03:12:00 api ERROR psycopg2.OperationalError: connection refused" >>"$SANDBOX/docker/24h.log"
-rm "$SANDBOX/models/rf_m1.pkl"
-run clock_sync -p clock_sync_cmd=false -p health_check_cmd="$EXTRA/work/scripts/health-check.sh" -p disk_max=0
-expect "checklist: failed checks fail the run (exit 1)" 1 failed
-a=$(alerts)
-[ "$(nalerts)" = 1 ] && ok "checklist: one report went to the webhook" || fail "checklist one alert" "$a"
-for want in "relógio não sincronizado" "serviço down" "Resposta a Incidentes" "alertas Grafana ativos (Slow Database Queries)" \
-	"erros nos logs (24h): 2026-11-23 03:12:00 api ERROR" "ver Manutenção - Limpeza (rbk run disk-full)" "treinamento ML: no model in" \
-	"6 check(s) falharam"; do
-	[[ $a == *"$want"* ]] && ok "checklist report: $want" || fail "checklist report: $want" "$a"
-done
-[[ $a != *"API Down"* ]] && ok "checklist: a Grafana alert in state ok is not reported" || fail "grafana ok alert reported" "$a"
-
-case_ morning-no-metrics
-sandbox_state 's["kv"] = {}'
-run clock_sync -p health_check_cmd=true
-expect "checklist: unreadable metrics fail the run" 1 failed
-alerts | grep -q "métricas ilegíveis: http GET $SANDBOX_URL/kv/metrics: status 404" && ok "checklist: the metrics failure is reported" || fail "metrics report" "$(alerts)"
+case_ clock-bad
+run clock_sync -p clock_sync_cmd="echo 'no server suitable for synchronization found' >&2; exit 1"
+expect "clock sync: a failed sync fails the run (exit 1)" 1 failed
+alerts | grep -q "daily-routine 08:00: relógio NÃO sincronizado (run 1): exited with code 1: no server suitable for synchronization found" \
+	&& [ "$(nalerts)" = 1 ] && ok "clock sync: the failure and its reason are alerted once" || fail "clock alert" "$(alerts)"
 
 # ---- 08:55 start ------------------------------------------------------------------------
 case_ start-ok
@@ -259,7 +237,7 @@ tasks() { for i in $(seq 1 "$(nruns)"); do runinfo "$i" | cut -d' ' -f1; done | 
 got=$(tasks)
 [ "$got" = "feed_check start " ] && ok "catch_up: back at 09:05, start (15m) and feed_check (15m) still run" || fail "morning catch-up" "runs: $got; $SOUT"
 grep -q 'rbk_schedule_misses_total{runbook="daily-routine",entry="0"} 1' "$M" && grep -q 'rbk_schedule_misses_total{runbook="daily-routine",entry="1"} 1' "$M" \
-	&& ok "catch_up: the 07:45 ping and the 08:00 checklist (65 min late > 50m) are missed" || fail "morning misses" "$(grep misses "$M")"
+	&& ok "catch_up: the 07:45 ping and the 08:00 clock sync (65 min late > 50m) are missed" || fail "morning misses" "$(grep misses "$M")"
 tick 2026-11-23T21:00:00Z
 tick 2026-11-23T21:40:00Z --metrics "$M"
 got=$(tasks)

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Stand-in for the host's ./scripts/health-check.sh (Checklist Matinal step 1): asks the
-# sandbox server's health checks of the api and db services; fails when one is not healthy.
+# Stand-in for the project's ./scripts/health-check.sh (Checklist Matinal check 1): asks
+# the sandbox server's health checks of the api and db services; fails when one is down.
 : "${SANDBOX_URL:?SANDBOX_URL is not set}"
 rc=0
 for s in api db; do
