@@ -210,7 +210,7 @@ install: all $(MAN)
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
   libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev \
-  git clang valgrind tzdata curl procps libpq-dev postgresql faketime zsh groff-base
+  git clang valgrind tzdata curl procps libpq-dev postgresql faketime zsh groff-base jq sqlite3
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)
