@@ -24,13 +24,13 @@ mkdir -p "$FX"
 python3 "$FIX" batch <<EOF
 candles $FX/fresh.db
 side $FX/fresh.db sentiment=today macro=today
-candles $FX/stale30.db h4=30
+candles $FX/stale30.db h4=yesterday
 candles $FX/dv_ok.db symbols=57 gap=SYM01USDT:h4:1 gap=SYM02USDT:h1:1
 candles $FX/dv_stale.db h4=25 h1=7
 candles $FX/dv_cov.db symbols=57 stale=SYM03USDT
 candles $FX/dv_gap.db gap=SYM05USDT:h4:2 gap=SYM07USDT:h1:3
-side $FX/se_bad.db sentiment=30
-side $FX/se_macro.db sentiment=today macro=30
+side $FX/se_bad.db sentiment=yesterday
+side $FX/se_macro.db sentiment=today macro=yesterday
 candles $FX/wb.db
 side $FX/wb.db sentiment=today macro=today
 pad $FX/wb.db 4
@@ -163,7 +163,7 @@ no_alert
 case_ se-bad
 use se_bad
 run sentiment
-expect "sentiment 30h old and no macro table: failed" 1 "failed failed"
+expect "sentiment from yesterday and no macro table: failed" 1 "failed failed"
 alerted "alert names both" "sentimento_mercado not updated today \(newest row $YESTERDAY" "macro_data \(FRED macro data\) unreadable: .*no such table: macro_data"
 
 case_ se-macro

@@ -5,14 +5,16 @@
       ohlcv_h4 (timestamps in ms) and ohlcv_h1 (timestamps in s), with an index
       on (symbol, timestamp), 20 candles per symbol and table. Keys:
         symbols=N       symbols SYM00USDT.. (default 60)
-        h4=today|H      newest H4 candle: 00:00 UTC today (default), or H hours ago
+        h4=today|yesterday|H  newest H4 candle: 00:00 UTC today (default), 18:00 UTC
+                        yesterday (always yesterday's date, whatever the hour), or H hours ago
         h1=H            newest H1 candle H hours ago (default 0.5)
         stale=SYM       this symbol's candles are 30 h older (repeatable)
         gap=SYM:TF:N    remove N consecutive candles of SYM on TF (h4 or h1) in the
                         middle of its history (repeatable)
-  fixture.py side DB sentiment=today|H|none macro=today|H|none
+  fixture.py side DB sentiment=today|yesterday|H|none macro=today|yesterday|H|none
       sentimento_mercado (timestamp in Unix s) and macro_data (timestamp as an
-      SQLite date text), one row H hours ago (today: now), or no table
+      SQLite date text), one row H hours ago (today: now; yesterday: 18:00 UTC
+      yesterday), or no table
   fixture.py max DB TABLE         prints MAX(timestamp) of TABLE
   fixture.py pad DB MB            add a table of MB MiB of blobs
   fixture.py drop DB TABLE        drop TABLE (to leave free pages for VACUUM)
@@ -26,6 +28,12 @@ def today_start(now):
     return int(now) - int(now) % 86400
 
 
+def yesterday_evening(now):
+    """18:00 UTC yesterday: yesterday's date at any hour of today, unlike
+    "30 hours ago", which is two days back in the first hours after midnight."""
+    return today_start(now) - 6 * 3600
+
+
 def candles(db, args):
     now = time.time()
     opts = {"symbols": "60", "h4": "today", "h1": "0.5"}
@@ -35,7 +43,8 @@ def candles(db, args):
         if k == "stale": stale.add(v)
         elif k == "gap": gaps.append(v.split(":"))
         else: opts[k] = v
-    h4_newest = today_start(now) if opts["h4"] == "today" else now - float(opts["h4"]) * 3600
+    h4_newest = (today_start(now) if opts["h4"] == "today" else yesterday_evening(now) if opts["h4"] == "yesterday"
+                 else now - float(opts["h4"]) * 3600)
     h1_newest = now - float(opts["h1"]) * 3600
     c = sqlite3.connect(db)
     for table, newest, step, scale in (("ohlcv_h4", h4_newest, 14400, 1000), ("ohlcv_h1", h1_newest, 3600, 1)):
@@ -65,7 +74,7 @@ def side(db, args):
         k, v = a.split("=", 1)
         if v == "none":
             continue
-        t = now if v == "today" else now - float(v) * 3600
+        t = now if v == "today" else yesterday_evening(now) if v == "yesterday" else now - float(v) * 3600
         if k == "sentiment":
             c.execute("create table if not exists sentimento_mercado (timestamp integer, score real)")
             c.execute("insert into sentimento_mercado values (?, 0.5)", (int(t),))
