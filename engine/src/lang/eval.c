@@ -113,6 +113,20 @@ static int dur_side(const rbk_expr *side, const rbk_val *v, const char *op, doub
 	return 0;
 }
 
+/* Both sides of e in milliseconds (dur_side on each). -1 with err; 0 when
+ * a side's type cannot meet a duration, *bad its position; 1 when both do. */
+static int dur_sides(const rbk_expr *e, const rbk_val *a, const rbk_val *b, double *x, double *y, int *bad,
+		     rbk_err *err)
+{
+	const char *op = rbk_tok_name(e->op);
+	int ra = dur_side(e->a, a, op, x, err);
+	int rb = ra < 0 ? -1 : dur_side(e->b, b, op, y, err);
+	if (ra < 0 || rb < 0)
+		return -1;
+	*bad = !ra ? e->a->pos : e->b->pos;
+	return ra && rb;
+}
+
 /* Seconds as an int when whole, else a number. */
 static rbk_val seconds_val(double s)
 {
@@ -315,12 +329,11 @@ static int compare(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_va
 	int c;
 	if (a->t == RBK_V_DUR || b->t == RBK_V_DUR) {
 		double x, y;
-		int ra = dur_side(e->a, a, rbk_tok_name(e->op), &x, err);
-		int rb = ra < 0 ? -1 : dur_side(e->b, b, rbk_tok_name(e->op), &y, err);
-		if (ra < 0 || rb < 0)
+		int bad, r = dur_sides(e, a, b, &x, &y, &bad, err);
+		if (r < 0)
 			return -1;
-		if (!ra || !rb)
-			return fail(err, !ra ? e->a->pos : e->b->pos, "%s cannot compare %s and %s",
+		if (!r)
+			return fail(err, bad, "%s cannot compare %s and %s",
 				    rbk_tok_name(e->op), tname(a), tname(b));
 		c = (x > y) - (x < y);
 	} else if (is_num(a) && is_num(b)) {
@@ -418,12 +431,11 @@ static int dur_arith(const rbk_expr *e, const rbk_val *a, const rbk_val *b, rbk_
 		return dur_val(e->op == RBK_T_STAR ? (double)d->u.i * dbl(n) : (double)d->u.i / dbl(n), e->pos, out, err);
 	}
 	double x, y;
-	int ra = dur_side(e->a, a, op, &x, err);
-	int rb = ra < 0 ? -1 : dur_side(e->b, b, op, &y, err);
-	if (ra < 0 || rb < 0)
+	int bad, both = dur_sides(e, a, b, &x, &y, &bad, err);
+	if (both < 0)
 		return -1;
-	if (!ra || !rb)
-		return fail(err, !ra ? e->a->pos : e->b->pos, "%s cannot take %s and %s", op, tname(a), tname(b));
+	if (!both)
+		return fail(err, bad, "%s cannot take %s and %s", op, tname(a), tname(b));
 	double r = e->op == RBK_T_PLUS ? x + y : x - y;
 	if (is_num(a) || is_num(b)) { /* a time or a count of seconds stays in seconds */
 		*out = seconds_val(r / 1000.0);
@@ -505,13 +517,12 @@ static int eval_binary(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out,
 	case RBK_T_NE:
 		if ((a.t == RBK_V_DUR) != (b.t == RBK_V_DUR)) { /* 5m == 300: seconds, as in < > */
 			double x, y;
-			int ra = dur_side(e->a, &a, rbk_tok_name(e->op), &x, err);
-			int rb = ra < 0 ? -1 : dur_side(e->b, &b, rbk_tok_name(e->op), &y, err);
-			if (ra < 0 || rb < 0) {
+			int bad, both = dur_sides(e, &a, &b, &x, &y, &bad, err);
+			if (both < 0) {
 				rc = -1;
 				break;
 			}
-			*out = rbk_val_bool((ra && rb && x == y) == (e->op == RBK_T_EQ));
+			*out = rbk_val_bool((both && x == y) == (e->op == RBK_T_EQ));
 			break;
 		}
 		*out = rbk_val_bool(rbk_val_equal(&a, &b) == (e->op == RBK_T_EQ));
