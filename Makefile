@@ -23,11 +23,14 @@ LDLIBS   := -rdynamic $(PKG_LIBS) -lm -ldl
 
 # Engine modules (base/module.h): parts whose libraries only some commands
 # need, built as build/modules/rbk-NAME.so and loaded when first used.
-MODULES            := store-pg gitrepo
+MODULES            := store-pg gitrepo serve
 MODULE_SRC_store-pg := engine/src/store/pg.c
 MODULE_LIBS_store-pg := $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq)
 MODULE_SRC_gitrepo  := engine/src/audit/gitrepo.c
 MODULE_LIBS_gitrepo := $(shell pkg-config --libs libgit2 2>/dev/null || echo -lgit2)
+MODULE_SRC_serve    := engine/src/serve/http.c engine/src/serve/assets.c
+MODULE_LIBS_serve   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd) -lpthread
+MODULE_DEPS_serve   := $(wildcard engine/src/serve/ui/*)
 MODULE_SRC := $(foreach m,$(MODULES),$(MODULE_SRC_$(m)))
 MODULE_SO  := $(MODULES:%=build/modules/rbk-%.so)
 SAN_MODULE_SO := $(MODULES:%=build/san/modules/rbk-%.so)
@@ -63,11 +66,11 @@ build/rbk: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 .SECONDEXPANSION:
-build/modules/rbk-%.so: $$(MODULE_SRC_$$*) $(wildcard engine/src/*/*.h)
+build/modules/rbk-%.so: $$(MODULE_SRC_$$*) $$(MODULE_DEPS_$$*) $(wildcard engine/src/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $(MODULE_SRC_$*) $(MODULE_LIBS_$*)
 
-build/san/modules/rbk-%.so: $$(MODULE_SRC_$$*) $(wildcard engine/src/*/*.h)
+build/san/modules/rbk-%.so: $$(MODULE_SRC_$$*) $$(MODULE_DEPS_$$*) $(wildcard engine/src/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(SAN) -fPIC -shared -o $@ $(MODULE_SRC_$*) $(MODULE_LIBS_$*)
 
@@ -210,7 +213,8 @@ install: all $(MAN)
 
 DEBIAN_DEPS := build-essential pkg-config libyaml-dev libsqlite3-dev libpcre2-dev \
   libcurl4-openssl-dev libgit2-dev libjansson-dev python3 python3-yaml python3-jsonschema graphviz libssl-dev \
-  git clang valgrind tzdata curl procps libpq-dev postgresql faketime zsh groff-base jq sqlite3
+  git clang valgrind tzdata curl procps libpq-dev postgresql faketime zsh groff-base jq sqlite3 \
+  libmicrohttpd-dev chromium chromium-driver prometheus openssl
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(DEBIAN_DEPS)

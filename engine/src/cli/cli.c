@@ -1,5 +1,6 @@
 /* cli: shared command helpers. */
 #include "cli/cli.h"
+#include "auth/users.h"
 #include "audit/runview.h"
 #include "base/exitcode.h"
 #include "base/mem.h"
@@ -131,6 +132,34 @@ char *rbk_cli_home(const char *opt)
 }
 
 char *rbk_cli_actor(void) { return rbk_principal(); }
+
+int rbk_cli_credential_actor(rbk_store *s, int fd, char **actor)
+{
+	char line[512];
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof line - 1 && (r = read(fd, line + n, sizeof line - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	char *who = NULL;
+	rbk_role role = RBK_ROLE_NONE;
+	rbk_err e = {0};
+	int rc = rbk_users_credential(s, line, &who, &role, &e);
+	if (rc < 0) {
+		fprintf(stderr, "rbk: error: %s\n", e.msg);
+		return RBK_EXIT_STORE;
+	}
+	if (rc > 0 || !rbk_users_allows(role, RBK_DO_ACT)) {
+		fprintf(stderr, "rbk: error: the console credential proves %s\n", rc > 0 ? "no one" : "no operator");
+		rbk_free(who);
+		return RBK_EXIT_BADINPUT;
+	}
+	rbk_free(*actor);
+	*actor = who;
+	return 0;
+}
 
 void rbk_cli_set_store(const char *url) { setenv("RBK_STORE", url, 1); }
 

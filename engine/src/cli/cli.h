@@ -42,6 +42,10 @@ extern const rbk_cmd rbk_cmd_export;
 extern const rbk_cmd rbk_cmd_agent;
 extern const rbk_cmd rbk_cmd_report;
 extern const rbk_cmd rbk_cmd_store;
+extern const rbk_cmd rbk_cmd_user;
+extern const rbk_cmd rbk_cmd_serve;
+extern const rbk_cmd rbk_cmd_metrics;
+extern const rbk_cmd rbk_cmd_runbooks;
 
 /* A loaded runbook: the document, its model and where it was found. */
 typedef struct {
@@ -78,6 +82,13 @@ char *rbk_cli_home(const char *opt);
 /* Who is acting: the operating-system user running rbk, as user@host
  * (principal.h); never a name given on the command line. Caller frees. */
 char *rbk_cli_actor(void);
+/* --credential-fd N (set by rbk serve): the person the console
+ * authenticated acts, not the operating-system user. Reads one line
+ * ("bearer TOKEN" or "session SID") from fd N, checks it against the
+ * store's users (auth/users.h) and, when it proves an operator, replaces
+ * *actor with NAME@console. Returns 0, else prints why and returns the exit
+ * code (2: proves no operator; 6: the store). */
+int rbk_cli_credential_actor(struct rbk_store *s, int fd, char **actor);
 
 /* --store URL, accepted by every command that reads or writes the store
  * (getopt_long's value for it; no short form). */

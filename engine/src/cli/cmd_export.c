@@ -140,32 +140,8 @@ static char *render_svg(const rbk_runbook *rb, path_ctx *p)
 	}
 	rbk_buf_puts(&b, "}\n");
 	free(dotsrc);
-	char in_path[] = "/tmp/rbk-report-XXXXXX";
-	int fd = mkstemp(in_path);
-	if (fd < 0) {
-		rbk_buf_free(&b);
-		return NULL;
-	}
-	ssize_t w = write(fd, b.s, b.len);
-	close(fd);
+	char *out = rbk_graph_svg(b.s, b.len);
 	rbk_buf_free(&b);
-	char *cmd = rbk_xasprintf("dot -Tsvg '%s' 2>/dev/null", in_path);
-	FILE *pipe = w > 0 ? popen(cmd, "r") : NULL;
-	rbk_free(cmd);
-	rbk_buf svg = {0};
-	char chunk[8192];
-	size_t n;
-	while (pipe && (n = fread(chunk, 1, sizeof chunk, pipe)) > 0)
-		rbk_buf_add(&svg, chunk, n);
-	int status = pipe ? pclose(pipe) : -1;
-	unlink(in_path);
-	if (status != 0 || !svg.s || !strstr(svg.s, "<svg")) {
-		rbk_buf_free(&svg);
-		return NULL;
-	}
-	char *start = strstr(svg.s, "<svg"); /* drop the XML prolog: inline SVG */
-	char *out = rbk_xstrdup(start);
-	rbk_buf_free(&svg);
 	return out;
 }
 

@@ -21,7 +21,10 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 					     {"home", required_argument, 0, 'H'}, {"store", required_argument, 0, RBK_OPT_STORE},
 					     {"param", required_argument, 0, 'p'},    {"json", no_argument, 0, 'j'},
 					     {"lease", required_argument, 0, 'L'},    {"agent", no_argument, 0, 'A'},
+					     {"credential-fd", required_argument, 0, 'C'}, {"handoff", no_argument, 0, 'O'},
 					     {0, 0, 0, 0}};
+	int cred_fd = -1;
+	bool handoff = false;
 	rbk_resume_mode mode = cmd == &rbk_cmd_approve	 ? RBK_RESUME_APPROVE
 			       : cmd == &rbk_cmd_reject	 ? RBK_RESUME_REJECT
 			       : cmd == &rbk_cmd_abort	 ? RBK_RESUME_ABORT
@@ -72,6 +75,8 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 				rc = rbk_cli_usage_error(cmd, "--lease takes a duration of 1s or more (30s, 2m), not '%.80s'", optarg);
 			break;
 		case 'A': agent = true; break; /* set by rbk agent: it serves the run's queue */
+		case 'C': cred_fd = atoi(optarg); break; /* set by rbk serve */
+		case 'O': handoff = true; break;	  /* rbk serve: record, let the agents execute */
 		case 'p':
 			if (rbk_params_parse_arg(optarg, &args[nargs], names[nargs], sizeof names[nargs], &e) < 0)
 				rc = rbk_cli_usage_error(cmd, "%s", e.msg);
@@ -96,6 +101,8 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		rc = e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
 		rbk_store_close(store);
+	} else if (cred_fd >= 0 && (rc = rbk_cli_credential_actor(store, cred_fd, &actor)) != 0) {
+		rbk_store_close(store);
 	} else {
 		rbk_ui ui;
 		rbk_ui_init(&ui, stdout, json);
@@ -104,7 +111,7 @@ static int act(const rbk_cmd *cmd, int argc, char **argv)
 		char *hostq = rbk_cli_host_queue();
 		rbk_store_lease lease = {0};
 		bool elsewhere = !agent && rbk_store_lease_get(store, id, &lease, &e) == 0 && lease.queue &&
-				 strcmp(lease.queue, hostq) != 0;
+				 (handoff || strcmp(lease.queue, hostq) != 0);
 		e = (rbk_err){0};
 		rbk_interp ip = {store, rbk_cli_registry(), home, actor, &ui, false, NULL, elsewhere, lease_ms, agent, 0, {0}, 0, NULL, {0}, 0, 0, {0}, rbk_cli_notify_shared()};
 		const char *status = "failed";

@@ -20,7 +20,9 @@ static int run(int argc, char **argv)
 					     {"queue", required_argument, 0, 'Q'}, {"detach", no_argument, 0, 'D'},
 					     {"schedule-fire", required_argument, 0, 'F'},
 					     {"schedule-nominal", required_argument, 0, 'N'},
+					     {"credential-fd", required_argument, 0, 'C'},
 					     {0, 0, 0, 0}};
+	int cred_fd = -1;
 	int64_t fire = 0;
 	const char *nominal = NULL;
 	const char *home_opt = NULL;
@@ -50,6 +52,7 @@ static int run(int argc, char **argv)
 		case 'D': detach = true; break;
 		case 'F': fire = strtoll(optarg, NULL, 10); break; /* set by rbk scheduler */
 		case 'N': nominal = optarg; break;
+		case 'C': cred_fd = atoi(optarg); break; /* set by rbk serve */
 		default: rc = rbk_cli_option_error(&rbk_cmd_run, c, argv[optind - 1]);
 		}
 	}
@@ -81,6 +84,8 @@ static int run(int argc, char **argv)
 	if (rbk_store_open_url(&store, rbk_cli_store_url(), home, &e) < 0 || rbk_store_writable(store, &e) < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);
 		rc = e.code == RBK_ERR_STORE ? RBK_EXIT_STORE : RBK_EXIT_FAILED;
+		rbk_store_close(store);
+	} else if (cred_fd >= 0 && (rc = rbk_cli_credential_actor(store, cred_fd, &actor)) != 0) {
 		rbk_store_close(store);
 	} else {
 		rbk_ui ui;

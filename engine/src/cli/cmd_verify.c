@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int verify(int argc, char **argv)
 {
@@ -94,6 +95,14 @@ static int verify(int argc, char **argv)
 	 * that could not be read is not a broken chain). */
 	if (rc == 0 && (bad || sealed >= 0))
 		rbk_store_note_broken(s, bad ? why : sealed == 0 ? seal_why : NULL);
+	if (rc == 0) {
+		/* For rbk metrics: when the chain was last verified, and how it was. */
+		char last[128];
+		snprintf(last, sizeof last, "{\"at\": %lld, \"intact\": %s, \"events\": %lld}", (long long)time(NULL),
+			 !bad && !seal_why ? "true" : "false", (long long)count);
+		rbk_err me = {0};
+		rbk_store_meta_set(s, "verify.last", last, &me);
+	}
 	int code = RBK_EXIT_OK;
 	if (rc < 0) {
 		fprintf(stderr, "rbk: error: %s\n", e.msg);

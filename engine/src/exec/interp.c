@@ -2017,8 +2017,14 @@ int rbk_interp_resume(rbk_interp *ip, int64_t run_id, rbk_resume_mode mode, cons
 	bool ended = rc == 0 && rbk_rs_terminal(&r.rs);
 	if (rc == 0 && !ended && ip->enqueue) {
 		/* The run's queue is served elsewhere: what was decided here is
-		 * committed, and an agent of that queue goes on with it. */
-		rc = barrier(&r, err);
+		 * committed, and an agent of that queue goes on with it. A run
+		 * stopped on purpose becomes running again, which agents take
+		 * (a run left interrupted is one no agent touches). */
+		if (!strcmp(r.rs.status, "interrupted") || !strcmp(r.rs.status, "needs_attention"))
+			rc = emit(&r, "run_status", map2("status", rbk_val_str("running"), "reason", rbk_val_str("resumed")),
+				  err);
+		if (rc == 0)
+			rc = barrier(&r, err);
 		snprintf(final, sizeof final, "%s", rc == 0 ? r.rs.status : "failed");
 		*status = final;
 		run_free(&r);

@@ -3,7 +3,9 @@
 #include "base/dur.h"
 #include "base/mem.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Failure edges are drawn where the author wrote one: on the state, or as
  * the runbook's default. The implicit default (fail) would only add noise. */
@@ -204,4 +206,28 @@ void rbk_graph_write(const rbk_runbook *rb, rbk_graph_format fmt, FILE *out)
 		write_dot(rb, out);
 	else
 		write_mermaid(rb, out);
+}
+
+char *rbk_graph_svg(const char *dot, size_t len)
+{
+	char in_path[] = "/tmp/rbk-graph-XXXXXX";
+	int fd = mkstemp(in_path);
+	if (fd < 0)
+		return NULL;
+	ssize_t w = write(fd, dot, len);
+	close(fd);
+	char *cmd = rbk_xasprintf("dot -Tsvg '%s' 2>/dev/null", in_path);
+	FILE *pipe = w > 0 ? popen(cmd, "r") : NULL;
+	rbk_free(cmd);
+	rbk_buf svg = {0};
+	char chunk[8192];
+	size_t n;
+	while (pipe && (n = fread(chunk, 1, sizeof chunk, pipe)) > 0)
+		rbk_buf_add(&svg, chunk, n);
+	int status = pipe ? pclose(pipe) : -1;
+	unlink(in_path);
+	char *start = status == 0 && svg.s ? strstr(svg.s, "<svg") : NULL;
+	char *out = start ? rbk_xstrdup(start) : NULL; /* without the XML prolog: inline SVG */
+	rbk_buf_free(&svg);
+	return out;
 }

@@ -1974,6 +1974,50 @@ int rbk_pgstore_claimable(rbk_pgstore *s, const char *const *queues, size_t nque
 	return stop;
 }
 
+typedef struct {
+	int (*counts)(void *ctx, const char *runbook, const char *status, int64_t n);
+	int (*times)(void *ctx, const char *runbook, const char *state, const char *status, const char *started_at,
+		     const char *ended_at);
+	void *ctx;
+} figures_walk;
+
+static int counts_row(void *wctx, const PGresult *r, int i)
+{
+	figures_walk *w = wctx;
+	return w->counts(w->ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), col_i64(r, i, 2));
+}
+
+static int times_row(void *wctx, const PGresult *r, int i)
+{
+	figures_walk *w = wctx;
+	return w->times(w->ctx, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+			PQgetvalue(r, i, 4));
+}
+
+int rbk_pgstore_run_counts(rbk_pgstore *s, int (*fn)(void *ctx, const char *runbook, const char *status, int64_t n),
+			   void *ctx, rbk_err *err)
+{
+	figures_walk w = {.counts = fn, .ctx = ctx};
+	pgparams p = {0};
+	int stop = 0;
+	if (walk(s, "SELECT runbook, status, count(*) FROM runs GROUP BY runbook, status ORDER BY runbook, status", &p, "count runs", counts_row, &w, &stop, err) < 0)
+		return -1;
+	return stop;
+}
+
+int rbk_pgstore_step_times(rbk_pgstore *s,
+			   int (*fn)(void *ctx, const char *runbook, const char *state, const char *status,
+				     const char *started_at, const char *ended_at),
+			   void *ctx, rbk_err *err)
+{
+	figures_walk w = {.times = fn, .ctx = ctx};
+	pgparams p = {0};
+	int stop = 0;
+	if (walk(s, "SELECT r.runbook, s.state, s.status, a.at, b.at FROM steps s JOIN runs r ON r.id = s.run_id JOIN events a ON a.seq = s.started_seq JOIN events b ON b.seq = s.ended_seq", &p, "read step times", times_row, &w, &stop, err) < 0)
+		return -1;
+	return stop;
+}
+
 int rbk_pgstore_notify(rbk_pgstore *s, rbk_err *err)
 {
 	PGresult *r = exec_sql(s, "NOTIFY rbk_work", "notify", err);

@@ -107,6 +107,12 @@ int rbk_pgstore_claim(rbk_pgstore *s, int64_t run_id, const char *owner, int64_t
 int rbk_pgstore_renew(rbk_pgstore *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms, rbk_err *err);
 int rbk_pgstore_release(rbk_pgstore *s, int64_t run_id, int64_t epoch, rbk_err *err);
 void rbk_pgstore_fence(rbk_pgstore *s, int64_t run_id, int64_t epoch);
+int rbk_pgstore_run_counts(rbk_pgstore *s, int (*fn)(void *ctx, const char *runbook, const char *status, int64_t n),
+			   void *ctx, rbk_err *err);
+int rbk_pgstore_step_times(rbk_pgstore *s,
+			   int (*fn)(void *ctx, const char *runbook, const char *state, const char *status,
+				     const char *started_at, const char *ended_at),
+			   void *ctx, rbk_err *err);
 int rbk_pgstore_claimable(rbk_pgstore *s, const char *const *queues, size_t nqueues, int64_t limit,
 		int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
 int rbk_pgstore_ping(rbk_pgstore *s, rbk_err *err);

@@ -2050,6 +2050,37 @@ int rbk_sqlite_claimable(rbk_sqlite *s, const char *const *queues, size_t nqueue
 	return stop;
 }
 
+int rbk_sqlite_run_counts(rbk_sqlite *s, int (*fn)(void *ctx, const char *runbook, const char *status, int64_t n),
+			  void *ctx, rbk_err *err)
+{
+	const char *op = "count runs";
+	sqlite3_stmt *st = prep(s, "SELECT runbook, status, count(*) FROM runs GROUP BY runbook, status ORDER BY runbook, status", op, err);
+	if (!st)
+		return -1;
+	int rc, stop = 0;
+	while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW)
+		stop = fn(ctx, col_text(st, 0, NULL), col_text(st, 1, NULL), sqlite3_column_int64(st, 2));
+	sqlite3_finalize(st);
+	return !stop && rc != SQLITE_DONE ? db_fail(s, rc, op, NULL, err) : stop;
+}
+
+int rbk_sqlite_step_times(rbk_sqlite *s,
+			  int (*fn)(void *ctx, const char *runbook, const char *state, const char *status,
+				    const char *started_at, const char *ended_at),
+			  void *ctx, rbk_err *err)
+{
+	const char *op = "read step times";
+	sqlite3_stmt *st = prep(s, "SELECT r.runbook, s.state, s.status, a.at, b.at FROM steps s JOIN runs r ON r.id = s.run_id JOIN events a ON a.seq = s.started_seq JOIN events b ON b.seq = s.ended_seq", op, err);
+	if (!st)
+		return -1;
+	int rc, stop = 0;
+	while (!stop && (rc = step_retry(s, st)) == SQLITE_ROW)
+		stop = fn(ctx, col_text(st, 0, NULL), col_text(st, 1, NULL), col_text(st, 2, NULL), col_text(st, 3, NULL),
+			  col_text(st, 4, NULL));
+	sqlite3_finalize(st);
+	return !stop && rc != SQLITE_DONE ? db_fail(s, rc, op, NULL, err) : stop;
+}
+
 int rbk_sqlite_ping(rbk_sqlite *s, rbk_err *err)
 {
 	(void)s;

@@ -83,6 +83,12 @@ int rbk_sqlite_claim(rbk_sqlite *s, int64_t run_id, const char *owner, int64_t l
 int rbk_sqlite_renew(rbk_sqlite *s, int64_t run_id, const char *owner, int64_t epoch, int64_t lease_ms, rbk_err *err);
 int rbk_sqlite_release(rbk_sqlite *s, int64_t run_id, int64_t epoch, rbk_err *err);
 void rbk_sqlite_fence(rbk_sqlite *s, int64_t run_id, int64_t epoch);
+int rbk_sqlite_run_counts(rbk_sqlite *s, int (*fn)(void *ctx, const char *runbook, const char *status, int64_t n),
+			  void *ctx, rbk_err *err);
+int rbk_sqlite_step_times(rbk_sqlite *s,
+			  int (*fn)(void *ctx, const char *runbook, const char *state, const char *status,
+				    const char *started_at, const char *ended_at),
+			  void *ctx, rbk_err *err);
 int rbk_sqlite_claimable(rbk_sqlite *s, const char *const *queues, size_t nqueues, int64_t limit,
 		int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
 int rbk_sqlite_ping(rbk_sqlite *s, rbk_err *err);

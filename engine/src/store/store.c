@@ -374,6 +374,20 @@ int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues,
 		     : rbk_sqlite_claimable(s->lite, queues, nqueues, limit, fn, ctx, err);
 }
 
+int rbk_store_run_counts(rbk_store *s, int (*fn)(void *ctx, const char *runbook, const char *status, int64_t n),
+			 void *ctx, rbk_err *err)
+{
+	return s->pg ? PG(run_counts)(s->pg, fn, ctx, err) : rbk_sqlite_run_counts(s->lite, fn, ctx, err);
+}
+
+int rbk_store_step_times(rbk_store *s,
+			 int (*fn)(void *ctx, const char *runbook, const char *state, const char *status,
+				   const char *started_at, const char *ended_at),
+			 void *ctx, rbk_err *err)
+{
+	return s->pg ? PG(step_times)(s->pg, fn, ctx, err) : rbk_sqlite_step_times(s->lite, fn, ctx, err);
+}
+
 int rbk_store_notify(rbk_store *s, rbk_err *err) { return s->pg ? PG(notify)(s->pg, err) : 0; }
 
 int rbk_store_wait_work(rbk_store *s, int timeout_ms, rbk_err *err)

@@ -271,6 +271,18 @@ void rbk_store_fence(rbk_store *s, int64_t run_id, int64_t epoch);
 int rbk_store_claimable(rbk_store *s, const char *const *queues, size_t nqueues, int64_t limit,
 			int (*fn)(void *ctx, int64_t run_id, const char *status), void *ctx, rbk_err *err);
 
+/* ---- figures for rbk metrics ---- */
+
+/* How many runs each (runbook, status) has, the called ones included. */
+int rbk_store_run_counts(rbk_store *s, int (*fn)(void *ctx, const char *runbook, const char *status, int64_t n),
+			 void *ctx, rbk_err *err);
+/* Every step attempt that ended: its runbook, state, status, and the times
+ * of its step_started and ending events (UTC ISO-8601). */
+int rbk_store_step_times(rbk_store *s,
+			 int (*fn)(void *ctx, const char *runbook, const char *state, const char *status,
+				   const char *started_at, const char *ended_at),
+			 void *ctx, rbk_err *err);
+
 /* The store's clock, in ms since 1970 (PostgreSQL's clock_timestamp();
  * SQLite: the host's): what deadlines shared by hosts are measured on. */
 int64_t rbk_store_now_ms(rbk_store *s);
