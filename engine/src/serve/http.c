@@ -258,7 +258,7 @@ static unsigned status_for(const child *r)
 	case RBK_EXIT_ROLLED_BACK:
 	case RBK_EXIT_WAITING: return MHD_HTTP_OK;
 	case RBK_EXIT_BADINPUT:
-		if (strstr(e, "no such run") || strstr(e, "no run ") || strstr(e, "no runbook named"))
+		if (strstr(e, "does not exist") || strstr(e, "no runbook named"))
 			return MHD_HTTP_NOT_FOUND;
 		if (strstr(e, "may not answer this approval") || strstr(e, "needs someone else") ||
 		    strstr(e, "console credential"))
@@ -701,7 +701,10 @@ static enum MHD_Result act(struct MHD_Connection *c, const request *r, const cha
 	} else {
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no such action (approve, reject, abort, resume)");
 	}
-	args[n++] = "--handoff";
+	/* An abort ends a waiting run at once (its rollback, if asked, runs
+	 * here); a live executor gets it handed. The rest goes to the agents. */
+	if (strcmp(verb, "abort") != 0)
+		args[n++] = "--handoff";
 	args[n++] = "--json";
 	args[n] = NULL;
 	child ch;
