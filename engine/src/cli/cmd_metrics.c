@@ -243,6 +243,6 @@ static int metrics(int argc, char **argv)
 	return rc < 0 ? RBK_EXIT_STORE : RBK_EXIT_OK;
 }
 
-const rbk_cmd rbk_cmd_metrics = {"metrics", "[--home DIR] [--store URL]",
+const rbk_cmd rbk_cmd_metrics = {"metrics", "",
 				 "the store's figures in the Prometheus text format (what rbk serve gives at /metrics)",
 				 metrics};

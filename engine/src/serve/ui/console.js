@@ -149,7 +149,11 @@ function summary(ev) {
   switch (ev.kind) {
     case 'transition': return d.from + ' → ' + d.to + (d.via ? ' (' + d.via + ')' : '');
     case 'step_started': return d.state + ' attempt ' + d.attempt + (d.action ? ' (' + d.action + ')' : '');
-    case 'step_finished': return d.state + ' ' + d.status + (d.result && d.result.error ? ': ' + d.result.error : '');
+    case 'step_finished': {
+      const r = d.result || {};
+      const out = r.out && Object.keys(r.out).length ? ' ' + JSON.stringify(r.out) : '';
+      return d.state + ' ' + d.status + (r.error ? ': ' + r.error : '') + out;
+    }
     case 'approval_requested': return (d.state || '') + ': ' + (d.prompt || '');
     case 'approval_decided': return (d.state || '') + ' ' + (d.decision || '') + (d.comment ? ': ' + d.comment : '');
     case 'run_status': return d.status + (d.reason ? ': ' + d.reason : '');
