@@ -190,6 +190,27 @@ with Console(RBK, env) as c:
     check(st == 200 and wait_status(c, r4, {"aborted"}) == "aborted", "an operator aborts a run", (st, body))
     st, _, body = c.req("POST", f"/api/runs/{r4}/approve", {}, token=op)
     check(st == 400 and "ended" in body.get("error", ""), "acting on an ended run is 400, saying why", (st, body))
+    # resume: a crash leaves a step that is not idempotent in flight
+    ledger = os.path.join(env["TMP"], "l-int")
+    subprocess.run([RBK, "run", os.path.join(os.path.dirname(env["RBK_PATH"]), "run", "interrupt.yaml"),
+                    "-p", "ledger=" + ledger], env={**env, "RBK_CRASH_POINT": "step.after_start:2"},
+                   capture_output=True)
+    r6 = json.loads(c.cli("history", "--json", "--limit", "1").stdout)["runs"][0]["run"]
+    st1, _, b1 = c.req("POST", f"/api/runs/{r6}/resume", {}, token=op)
+    attention = wait_status(c, r6, {"needs_attention"})
+    st2, _, b2 = c.req("POST", f"/api/runs/{r6}/resume", {"mark_step": "maybe"}, token=op)
+    st3, _, b3 = c.req("POST", f"/api/runs/{r6}/resume", {"mark_step": "success"}, token=op)
+    fin = wait_status(c, r6, {"succeeded", "failed"})
+    log = [json.loads(l) for l in c.cli("log", str(r6), "--json").stdout.splitlines() if l.strip()]
+    dec = [e["data"] for e in log if e["kind"] == "operator_decided"]
+    labels = open(ledger).read() if os.path.exists(ledger) else ""
+    check(st1 == 200 and attention == "needs_attention" and st2 == 400 and st3 == 200 and fin == "succeeded"
+          and dec and dec[0].get("by") == "op@console" and "work" not in labels.replace("before", ""),
+          "resume: the agent finds the step left in flight needs a decision; --mark-step success from the API is "
+          "recorded as the person's, and the run finishes without running the step again",
+          (st1, b1, attention, st2, st3, b3, fin, dec, labels))
+    st, _, body = c.req("POST", f"/api/runs/{r6}/resume", {}, token=op)
+    check(st == 400, "resuming an ended run is 400", (st, body))
     st, _, body = c.req("POST", "/api/runs/999/approve", {}, token=op)
     check(st == 404, "acting on a run that does not exist is 404", (st, body))
 

@@ -294,6 +294,9 @@ static char *child_message(const child *r)
 static enum MHD_Result send_child(struct MHD_Connection *c, const child *r, const char *ctype, unsigned ok_status)
 {
 	unsigned st = status_for(r);
+	/* Waiting without an answer: the run needs a decision first. */
+	if (st == MHD_HTTP_OK && !r->out.len && r->code == RBK_EXIT_WAITING)
+		st = MHD_HTTP_CONFLICT;
 	bool fine = st == MHD_HTTP_OK && r->out.len;
 	if (fine)
 		return send_buf(c, ok_status, ctype, r->out.s, r->out.len, false, NULL);
