@@ -101,7 +101,12 @@ static pid_t start_rbk(const char *const *args, const char *cred, int *out_fd, i
 		int null = open("/dev/null", O_RDONLY);
 		dup2(null, 0);
 		dup2(o[1], 1);
-		dup2(e[1], 2);
+		/* stderr unread (a stream): /dev/null, never a closed pipe, which
+		 * would make the child stop writing. */
+		if (err_fd)
+			dup2(e[1], 2);
+		else
+			dup2(open("/dev/null", O_WRONLY), 2);
 		if (cred)
 			dup2(c[0], 3);
 		execv(srv.exe, (char *const *)argv);

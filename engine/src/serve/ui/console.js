@@ -4,7 +4,7 @@
 // title or a comment cannot become script.
 'use strict';
 
-const state = { me: null, csrf: null, stream: null, timer: null };
+const state = { me: null, csrf: null, stream: null, timer: null, gen: 0 };
 
 // el('td', {class: 'x'}, 'text', child...): an element whose strings are text.
 function el(tag, attrs, ...kids) {
@@ -50,6 +50,12 @@ function main(...kids) {
   const m = document.getElementById('main');
   m.replaceChildren(...kids);
   return m;
+}
+
+// A view paints only if no other navigation started while it loaded: a
+// slow page must not cover the one the person went to next.
+function paint(gen, ...kids) {
+  if (gen === state.gen) main(...kids);
 }
 
 function stopLive() {
@@ -110,18 +116,20 @@ function runsTable(runs, empty) {
 }
 
 async function viewActive() {
+  const gen = state.gen;
   const draw = async () => {
     const d = await api('GET', '/api/status');
     const waiting = d.runs.filter((r) => r.status === 'waiting' || r.status === 'needs_attention').length;
-    main(el('h2', {}, 'Active runs'),
+    paint(gen, el('h2', {}, 'Active runs'),
       waiting ? el('p', { class: 'needs' }, waiting + ' run(s) wait for a person.') : null,
       runsTable(d.runs, 'No active runs.'));
   };
   await draw();
-  state.timer = setInterval(() => draw().catch(() => {}), 5000);
+  if (gen === state.gen) state.timer = setInterval(() => draw().catch(() => {}), 5000);
 }
 
 async function viewHistory(q) {
+  const gen = state.gen;
   const f = {};
   const fields = ['runbook', 'status', 'actor', 'since', 'until', 'limit'];
   const inputs = fields.map((k) => el('input', { name: k, value: q.get(k) || '', size: k === 'limit' ? 4 : 14,
@@ -139,7 +147,7 @@ async function viewHistory(q) {
   const p = new URLSearchParams(f);
   if (q.get('scheduled') === '1') p.set('scheduled', '1');
   const d = await api('GET', '/api/history?' + p.toString());
-  main(el('h2', {}, 'History'), form, runsTable(d.runs, 'No runs match.'));
+  paint(gen, el('h2', {}, 'History'), form, runsTable(d.runs, 'No runs match.'));
 }
 
 // ---- a run ----
@@ -212,6 +220,7 @@ function kv(obj) {
 }
 
 async function viewRun(id) {
+  const gen = state.gen;
   const head = el('div', { id: 'run-head' });
   const actions = el('div');
   const tbody = el('tbody', { id: 'timeline' });
@@ -230,15 +239,21 @@ async function viewRun(id) {
         r.children.map((c) => el('span', {}, runLink(c.run || c), ' '))) : null,
       el('div', { class: 'panel' }, el('h3', {}, 'Provenance'), kv(r.provenance),
         el('p', {}, 'definition sha256:', r.source_sha256, ' · ', el('a', { href: '/api/runs/' + id + '/source', target: '_blank' }, 'exact definition'))));
-    actions.replaceChildren(actionsPanel(r, () => drawHead().catch((e) => flash(e.message, true))) || '');
+    // Redrawn only when the status changes: a comment being typed survives
+    // the events that arrive meanwhile.
+    if (actions.dataset.status !== r.status) {
+      actions.dataset.status = r.status;
+      actions.replaceChildren(actionsPanel(r, () => drawHead().catch((e) => flash(e.message, true))) || '');
+    }
     return r;
   };
   await drawHead();
-  main(head, actions,
+  paint(gen, head, actions,
     el('div', { class: 'panel' }, el('h3', {}, 'Timeline ', live),
       el('table', {}, el('thead', {}, el('tr', {}, ['Seq', 'At (UTC)', 'Actor', 'Event', 'What'].map((h) => el('th', {}, h)))), tbody)),
     el('div', { class: 'panel' }, el('h3', {}, 'The machine and the path taken'),
       el('iframe', { class: 'report', sandbox: '', src: '/api/runs/' + id + '/report', title: 'report' })));
+  if (gen !== state.gen) return;
   // The timeline: the events so far, then each as it is recorded.
   const es = new EventSource('/api/runs/' + id + '/events');
   state.stream = es;
@@ -261,8 +276,9 @@ async function viewRun(id) {
 // ---- runbooks ----
 
 async function viewRunbooks() {
+  const gen = state.gen;
   const d = await api('GET', '/api/runbooks');
-  main(el('h2', {}, 'Runbooks'), el('table', { id: 'runbooks' },
+  paint(gen, el('h2', {}, 'Runbooks'), el('table', { id: 'runbooks' },
     el('tr', {}, ['Runbook', 'Title', 'Params', 'States', 'Schedules'].map((h) => el('th', {}, h))),
     d.runbooks.map((b) => el('tr', {},
       el('td', {}, el('a', { href: '#/runbook/' + encodeURIComponent(b.name) }, b.name)),
@@ -285,9 +301,10 @@ function paramInput(p) {
 }
 
 async function viewRunbook(name) {
+  const gen = state.gen;
   const d = await api('GET', '/api/runbooks');
   const b = d.runbooks.find((x) => x.name === name);
-  if (!b) { main(el('p', {}, 'No runbook ' + name + '.')); return; }
+  if (!b) { paint(gen, el('p', {}, 'No runbook ' + name + '.')); return; }
   const kids = [el('h2', {}, el('span', { id: 'rb-name' }, b.name), b.title ? el('span', { id: 'rb-title' }, ': ' + b.title) : null),
     b.description ? el('p', { id: 'rb-description' }, b.description) : null];
   if (can('act') && b.valid) {
@@ -311,14 +328,15 @@ async function viewRunbook(name) {
   }
   kids.push(el('div', { class: 'panel' }, el('h3', {}, 'Graph'),
     el('img', { class: 'graph', alt: 'the state machine of ' + b.name, src: '/api/runbooks/' + encodeURIComponent(b.name) + '/graph.svg' })));
-  main(...kids);
+  paint(gen, ...kids);
 }
 
 // ---- schedules and audit ----
 
 async function viewSchedules() {
+  const gen = state.gen;
   const d = await api('GET', '/api/schedules');
-  main(el('h2', {}, 'Schedules'), d.entries.length ? el('table', { id: 'schedules' },
+  paint(gen, el('h2', {}, 'Schedules'), d.entries.length ? el('table', { id: 'schedules' },
     el('tr', {}, ['Runbook', 'Cron', 'Zone', 'Next (local)', 'Last fire', 'Decision', 'Run'].map((h) => el('th', {}, h))),
     d.entries.map((s) => el('tr', {}, el('td', {}, s.runbook), el('td', {}, s.cron), el('td', {}, s.timezone),
       el('td', {}, s.next_local || ''), el('td', {}, when(s.last_nominal)), el('td', {}, s.last_outcome || ''),
@@ -327,7 +345,8 @@ async function viewSchedules() {
 }
 
 async function viewAudit() {
-  if (!can('audit')) { main(el('p', {}, 'The audit page needs the auditor role.')); return; }
+  const gen = state.gen;
+  if (!can('audit')) { paint(gen, el('p', {}, 'The audit page needs the auditor role.')); return; }
   const out = el('div', { id: 'verify' });
   const runInput = el('input', { id: 'bundle-run', type: 'number', min: 1, placeholder: 'run' });
   const verify = async () => {
@@ -336,9 +355,9 @@ async function viewAudit() {
       const v = await api('GET', '/api/audit/verify');
       out.replaceChildren(el('p', { class: 'status ' + (v.intact ? 'st-succeeded' : 'st-failed') },
         v.intact ? 'The chain is intact.' : 'The chain is broken.'), kv(v));
-    } catch (e) { out.replaceChildren(el('p', { class: 'st-failed' }, e.message)); }
+    } catch (e) { out.replaceChildren(el('p', { class: 'status st-failed' }, e.message)); }
   };
-  main(el('h2', {}, 'Audit'),
+  paint(gen, el('h2', {}, 'Audit'),
     el('div', { class: 'panel' }, el('h3', {}, 'Verify the chain'), el('button', { id: 'verify-btn', type: 'button', onclick: verify }, 'Verify now'), out),
     el('div', { class: 'panel' }, el('h3', {}, 'Export a run as a bundle'), runInput, ' ',
       el('button', { type: 'button', onclick: () => { if (runInput.value) location.href = '/api/runs/' + Number(runInput.value) + '/bundle'; } }, 'Download')));
@@ -349,6 +368,7 @@ async function viewAudit() {
 
 async function route() {
   stopLive();
+  state.gen++;
   if (!state.me) {
     try { setMe(await api('GET', '/api/me')); } catch (e) { return; }
   }
