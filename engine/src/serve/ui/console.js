@@ -46,10 +46,15 @@ async function api(method, path, body) {
   return data;
 }
 
+// Replace node's children with kids, leaving out the absent ones (which
+// replaceChildren would write as the text "null").
+function put(node, ...kids) {
+  node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== ''));
+  return node;
+}
+
 function main(...kids) {
-  const m = document.getElementById('main');
-  m.replaceChildren(...kids);
-  return m;
+  return put(document.getElementById('main'), ...kids);
 }
 
 // A view paints only if no other navigation started while it loaded: a
@@ -166,6 +171,9 @@ function summary(ev) {
     case 'approval_decided': return (d.state || '') + ' ' + (d.decision || '') + (d.comment ? ': ' + d.comment : '');
     case 'run_status': return d.status + (d.reason ? ': ' + d.reason : '');
     case 'run_finished': return d.status || '';
+    case 'run_created': return d.runbook + (d.dry_run ? ' (dry run)' : '') + ' ' + JSON.stringify(d.params || {});
+    case 'run_started': return 'at ' + d.start;
+    case 'wait_started': return (d.state || '') + (d.until_ms ? ' until ' + new Date(d.until_ms).toISOString() : '');
     default: return JSON.stringify(d);
   }
 }
@@ -227,7 +235,7 @@ async function viewRun(id) {
   const live = el('span', { id: 'live', class: 'muted' }, 'connecting…');
   const drawHead = async () => {
     const r = await api('GET', '/api/runs/' + id);
-    head.replaceChildren(
+    put(head, 
       el('h2', {}, 'Run ' + r.run + ': ', el('span', { id: 'run-runbook' }, r.runbook)),
       el('p', {}, el('span', { id: 'run-status', class: 'status st-' + r.status }, r.status),
         r.state ? [' in ', el('b', { id: 'run-state' }, r.state)] : null,
@@ -243,7 +251,7 @@ async function viewRun(id) {
     // the events that arrive meanwhile.
     if (actions.dataset.status !== r.status) {
       actions.dataset.status = r.status;
-      actions.replaceChildren(actionsPanel(r, () => drawHead().catch((e) => flash(e.message, true))) || '');
+      put(actions, actionsPanel(r, () => drawHead().catch((e) => flash(e.message, true))));
     }
     return r;
   };
