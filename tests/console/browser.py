@@ -106,6 +106,9 @@ with Console(RBK, env) as c:
             if b.js("return !!document.querySelector('#timeline tr[data-kind=approval_requested]')"):
                 break
             time.sleep(0.2)
+        n = b.js("return document.querySelectorAll('#timeline tr').length")
+        if n != counts[-1]:
+            counts.append(n)
         b.screenshot("03-run-live")
         kinds = b.js("return [...document.querySelectorAll('#timeline tr')].map(r => r.dataset.kind)")
         check(len(counts) >= 2 and counts == sorted(counts) and counts[-1] > counts[0] and "wait_started" in kinds and kinds[-1] in
