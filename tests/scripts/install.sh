@@ -22,3 +22,12 @@ out=$(env -u RBK_PLUGIN_PATH -u RBK_MODULE_PATH RBK_HOME="$TMP/home" "$P/bin/rbk
 out=$(env -u RBK_MODULE_PATH RBK_HOME="$TMP/home" "$P/bin/rbk" history --store "postgresql:///none?host=$TMP/nosocket" 2>&1)
 [[ $out == *"cannot connect"* && $out != *module* ]] && ok "installed rbk loads its PostgreSQL store module" ||
 	fail "installed store-pg module" "$out"
+# ... and the console's module (libmicrohttpd): it listens, then stops on SIGTERM.
+env -u RBK_MODULE_PATH RBK_HOME="$TMP/home" "$P/bin/rbk" serve --listen 127.0.0.1:0 --no-agent >"$TMP/serve.out" 2>&1 &
+spid=$!
+for _ in $(seq 100); do grep -q listening "$TMP/serve.out" && break; sleep 0.05; done
+kill -TERM $spid 2>/dev/null
+wait $spid
+src=$?
+grep -q "listening on http://127.0.0.1:" "$TMP/serve.out" && [[ $src == 0 ]] && ok "installed rbk serve loads its module, listens and stops on SIGTERM" ||
+	fail "installed serve module" "exit $src: $(cat "$TMP/serve.out")"
