@@ -292,6 +292,17 @@ with Console(RBK, env) as c:
     check(st == 405, "an unknown method is 405", st)
     st, _, body = c.req("POST", "/api/runs", "x" * (70 * 1024), token=op)
     check(st == 413, "a body over 64 KiB is 413", st)
+    # The console's agent, killed, is started again.
+    agents = subprocess.run(["pgrep", "-f", "-P", str(c.proc.pid), "rbk agent"], capture_output=True, text=True).stdout.split()
+    if agents:
+        os.kill(int(agents[0]), 9)
+    for _ in range(100):
+        log = open(c.out.name).read()
+        if "starting it again" in log and log.count("agent serving") >= 2:
+            break
+        time.sleep(0.1)
+    check(agents and "starting it again" in log and log.count("agent serving") >= 2,
+          "an agent that dies is started again by the console", (agents, log[-400:]))
     code = c.stop()
     check(code == 0 and "stopping" in c.log, "SIGTERM stops the server cleanly (exit 0)", (code, c.log[-400:]))
 

@@ -1064,8 +1064,20 @@ int rbk_serve_main(const rbk_serve_opts *o)
 	       o->public_read ? " (reads need no token: --public-read)" : "",
 	       agent > 0 ? "; an agent executes this host's queue" : "");
 	fflush(stdout);
-	int sig = 0;
-	sigwait(&stops, &sig);
+	/* Wait for a stop signal; an agent that died meanwhile is started
+	 * again (after a pause, so one that cannot start does not spin). */
+	int sig = -1;
+	while (sig < 0) {
+		struct timespec two = {2, 0};
+		sig = sigtimedwait(&stops, NULL, &two);
+		int st;
+		if (sig < 0 && agent > 0 && waitpid(agent, &st, WNOHANG) == agent) {
+			printf("rbk serve: the agent ended (%s %d); starting it again\n",
+			       WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+			fflush(stdout);
+			agent = start_agent();
+		}
+	}
 	printf("rbk serve: stopping (signal %d)\n", sig);
 	fflush(stdout);
 	ssize_t w = write(stop_pipe[1], "x", 1);
