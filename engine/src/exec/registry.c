@@ -1,5 +1,6 @@
 /* registry: dlopen plugins, check their ABI, serve their actions. */
 #include "exec/registry.h"
+#include "base/perm.h"
 #include "base/dur.h"
 #include "base/dirlist.h"
 #include "base/mem.h"
@@ -145,13 +146,11 @@ int rbk_reg_load_file(rbk_registry *r, const char *file, rbk_diag *d)
 	 * directory must not be writable by others. */
 	char *copy = rbk_xstrdup(file);
 	const char *dir = dirname(copy);
-	struct stat sb;
-	const char *open_to = stat(file, &sb) == 0 && (sb.st_mode & S_IWOTH)  ? file
-			      : stat(dir, &sb) == 0 && (sb.st_mode & S_IWOTH) ? dir
-									      : NULL;
+	unsigned mode = 0;
+	const char *open_to = rbk_perm_open_to_all((const char *const[]){file, dir, NULL}, &mode);
 	if (open_to) {
-		int rc = refuse(d, file, NULL, "%s can be written by anyone (mode %04o): chmod o-w %s", open_to,
-				(unsigned)(sb.st_mode & 07777), open_to);
+		int rc = refuse(d, file, NULL, "%s can be written by anyone (mode %04o): chmod o-w %s", open_to, mode,
+				open_to);
 		rbk_free(copy);
 		return rc;
 	}

@@ -5,6 +5,7 @@
  * so the read of the chain head and the insert of the next event can never
  * interleave with another process's append. */
 #include "store/sqlite.h"
+#include "base/perm.h"
 #include "store/fault.h"
 
 #include <errno.h>
@@ -686,16 +687,14 @@ static int exec1(rbk_sqlite *s, const char *sql, const char *op, int *out_int, c
  * be planted beside it). */
 static int check_private(const char *home, const char *path, rbk_err *err)
 {
-	struct stat sb;
-	const char *what = stat(home, &sb) == 0 && (sb.st_mode & S_IWOTH) ? home
-			   : stat(path, &sb) == 0 && (sb.st_mode & S_IWOTH)  ? path
-									     : NULL;
+	unsigned mode = 0;
+	const char *what = rbk_perm_open_to_all((const char *const[]){home, path, NULL}, &mode);
 	if (!what)
 		return 0;
 	rbk_err_set(err, -1,
 		    "store %s: %s can be written by anyone (mode %04o), so the record could be replaced or removed "
 		    "by another user; refused (chmod o-w %s)",
-		    path, what, (unsigned)(sb.st_mode & 07777), what);
+		    path, what, mode, what);
 	err->code = RBK_ERR_STORE;
 	return -1;
 }
