@@ -840,6 +840,19 @@ static void test_fn_default(void)
 	EXPECT_ERR("default(steps.nope, 1 + 'a')", 24, "'+' needs two numbers");
 }
 
+static void test_fn_if(void)
+{
+	EXPECT("if(params.count > 3, 'many', 'few')", "string:many");
+	EXPECT("if(params.count > 9, 'many', 'few')", "string:few");
+	EXPECT("if(true, 1, steps.nope.x)", "int:1"); /* the branch not taken is not evaluated */
+	EXPECT("if(false, 1 / 0, 2)", "int:2");
+	EXPECT("if(true, 5m, 1s) > 2m", "bool:true");
+	EXPECT("'disk ' + if(params.count == 5, 'full', 'ok')", "string:disk full");
+	EXPECT_ERR("if(params.count, 1, 2)", 3, "if(): the condition must be a bool, got int");
+	EXPECT_ERR("if(true, steps.nope.x, 2)", 9, "");
+	EXPECT_ERR("if(true, 1)", 0, "");
+}
+
 static void test_fn_now(void)
 {
 	EXPECT("now()", "int:1000000");
@@ -1421,6 +1434,7 @@ int main(void)
 	T_RUN(test_fn_json_errors);
 	T_RUN(test_fn_capture);
 	T_RUN(test_fn_default);
+	T_RUN(test_fn_if);
 	T_RUN(test_fn_now);
 	T_RUN(test_fn_age);
 	T_RUN(test_parse_unexpected_token);

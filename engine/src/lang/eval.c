@@ -30,6 +30,9 @@
  *     first match, null when nothing matches or the group did not take part.
  *   default(x, y): y when x is null or x fails because a name does not exist
  *     (RBK_ERR_NONAME); any other error of x propagates.
+ *   if(c, a, b): a when c is true, b when it is false (c must be a bool);
+ *     only the branch taken is evaluated, like && and ||. A value chosen by
+ *     a secret condition is secret.
  *   now(): Unix seconds. age(path): now() minus the file's mtime, in seconds.
  *   now() and age() read env->now when set, else the wall clock.
  *   seconds(d): a duration's seconds (an int when whole). duration(x): a
@@ -937,6 +940,24 @@ static int eval_default(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out
 	return eval(e->args[1], env, out, err);
 }
 
+static int eval_if(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, rbk_err *err)
+{
+	rbk_val c;
+	if (eval(e->args[0], env, &c, err) < 0)
+		return -1;
+	if (c.t != RBK_V_BOOL) {
+		int rc = fail(err, e->args[0]->pos, "if(): the condition must be a bool, got %s", tname(&c));
+		rbk_val_free(&c);
+		return rc;
+	}
+	bool secret = rbk_val_has_secret(&c);
+	int rc = eval(e->args[c.u.b ? 1 : 2], env, out, err);
+	rbk_val_free(&c);
+	if (rc == 0 && secret)
+		rbk_val_mark_secret(out);
+	return rc;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(fn_ctx *c, rbk_val *out, rbk_err *err);
@@ -963,6 +984,8 @@ static int eval_call(const rbk_expr *e, const rbk_eval_env *env, rbk_val *out, r
 {
 	if (strcmp(e->fn, "default") == 0 && e->nargs == 2)
 		return eval_default(e, env, out, err);
+	if (strcmp(e->fn, "if") == 0 && e->nargs == 3)
+		return eval_if(e, env, out, err);
 	size_t f = 0, nb = sizeof builtins / sizeof builtins[0];
 	while (f < nb && strcmp(builtins[f].name, e->fn) != 0)
 		f++;

@@ -24,7 +24,7 @@ static const struct {
     {"int", 1},         {"num", 1},       {"str", 1},      {"len", 1},     {"lower", 1},
     {"upper", 1},       {"trim", 1},      {"contains", 2}, {"starts_with", 2},
     {"ends_with", 2},   {"json", 2},      {"capture", 3},  {"default", 2}, {"now", 0},
-    {"age", 1},         {"seconds", 1},   {"duration", 1},
+    {"age", 1},         {"seconds", 1},   {"duration", 1}, {"if", 3},
 };
 
 /* Binary operators by level, loosest first; RBK_T_EOF ends a row. */
