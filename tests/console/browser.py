@@ -115,7 +115,10 @@ with Console(RBK, env) as c:
               ("approval_requested", "run_status"),
               "the run page's timeline grows while the run executes, without a reload", (counts, kinds))
         b.wait_until("return document.getElementById('run-status') && document.getElementById('run-status').textContent === 'waiting'")
-        check(b.find("#approve") is not None, "a waiting run shows the approval form to an operator")
+        b.wait_until("return document.getElementById('prompt') && document.getElementById('prompt').textContent !== ''")
+        prompt = b.js("return document.getElementById('prompt').textContent")
+        check(b.find("#approve") is not None and prompt == f"Finish run {run}?",
+              "a waiting run shows its approval's question and form to an operator", prompt)
 
         # ---- approve through the form ----
         comment = "ok <img src=x class=pwn onerror=\"window.__xss='comment'\">"

@@ -4,7 +4,7 @@
 // title or a comment cannot become script.
 'use strict';
 
-const state = { me: null, csrf: null, stream: null, timer: null, gen: 0 };
+const state = { me: null, csrf: null, stream: null, timer: null, gen: 0, prompt: '' };
 
 // el('td', {class: 'x'}, 'text', child...): an element whose strings are text.
 function el(tag, attrs, ...kids) {
@@ -195,6 +195,7 @@ function actionsPanel(run, reload) {
   };
   const kids = [el('h3', {}, 'Act')];
   if (run.status === 'waiting') {
+    kids.push(el('p', { id: 'prompt', class: 'status' }, state.prompt || ''));
     const comment = el('textarea', { id: 'comment', name: 'comment', placeholder: 'comment (recorded with your name)' });
     kids.push(el('form', { id: 'decide', onsubmit: (ev) => ev.preventDefault() },
       el('label', { for: 'comment' }, 'Comment'), comment,
@@ -229,6 +230,7 @@ function kv(obj) {
 
 async function viewRun(id) {
   const gen = state.gen;
+  state.prompt = '';
   const head = el('div', { id: 'run-head' });
   const actions = el('div');
   const tbody = el('tbody', { id: 'timeline' });
@@ -270,6 +272,12 @@ async function viewRun(id) {
     let ev;
     try { ev = JSON.parse(m.data); } catch (e) { return; }
     tbody.appendChild(timelineRow(ev));
+    if (ev.kind === 'approval_requested') {
+      // The question being asked, above the answer's buttons.
+      state.prompt = (ev.data && ev.data.prompt) || '';
+      const p = document.getElementById('prompt');
+      if (p) p.textContent = state.prompt;
+    }
     if (['run_status', 'run_finished', 'approval_decided', 'approval_requested'].includes(ev.kind))
       drawHead().catch(() => {});
   };
