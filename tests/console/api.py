@@ -7,23 +7,10 @@ run fixtures), RBK_PLUGIN_PATH, TMP."""
 import json, os, re, shutil, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve import Console
+from serve import Console, check, fail, ok
 
 RBK = sys.argv[1]
 env = dict(os.environ)
-
-
-def ok(name):
-    print("ok " + name, flush=True)
-
-
-def fail(name, why=""):
-    print("FAIL " + name + (": " + str(why)[:600].replace("\n", " | ") if why else ""), flush=True)
-
-
-def check(cond, name, why=""):
-    (ok if cond else fail)(name, *([] if cond else [why]))
-    return cond
 
 
 def events(c):

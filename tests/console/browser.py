@@ -10,7 +10,7 @@ import json, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from serve import Console
+from serve import Console, check, fail, ok
 from webdriver import Browser
 
 RBK, ARTIFACTS = sys.argv[1], sys.argv[2]
@@ -18,30 +18,9 @@ env = dict(os.environ)
 os.makedirs(ARTIFACTS, exist_ok=True)
 
 
-def ok(name):
-    print("ok " + name, flush=True)
-
-
-def fail(name, why=""):
-    print("FAIL " + name + (": " + str(why)[:600].replace("\n", " | ") if why else ""), flush=True)
-
-
-def check(cond, name, why=""):
-    (ok if cond else fail)(name, *([] if cond else [why]))
-    return cond
-
-
 def show(c, run):
     p = c.cli("show", str(run), "--json")
     return json.loads(p.stdout) if p.stdout.strip() else {}
-
-
-def wait_status(c, run, want, timeout=40):
-    for _ in range(int(timeout * 10)):
-        if show(c, run).get("status") in want:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 # Whether anything hostile ran or became markup: the payloads set

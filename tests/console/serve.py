@@ -8,6 +8,20 @@ port, with users made by `rbk user add`, spoken to over real HTTP.
 import http.client, json, os, re, signal, ssl, subprocess, time
 
 
+# The test lines tests/run counts.
+def ok(name):
+    print("ok " + name, flush=True)
+
+
+def fail(name, why=""):
+    print("FAIL " + name + (": " + str(why)[:600].replace("\n", " | ") if why else ""), flush=True)
+
+
+def check(cond, name, why=""):
+    (ok if cond else fail)(name, *([] if cond else [why]))
+    return cond
+
+
 class Console:
     def __init__(self, rbk, env, args=(), tls=None):
         self.rbk, self.env, self.args, self.tls = rbk, env, list(args), tls

@@ -130,17 +130,11 @@ static int verdict(char **summary, int bad, const char *fmt, ...)
 int rbk_bundle_verify(const char *path, char **summary, rbk_err *err)
 {
 	*summary = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	rbk_buf b = {0};
+	if (rbk_buf_read_file(&b, path, 0) < 0) {
 		rbk_err_set(err, -1, "cannot open %s", path);
 		return -1;
 	}
-	rbk_buf b = {0};
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rbk_buf_add(&b, chunk, n);
-	fclose(f);
 	rbk_val bundle = rbk_val_null();
 	rbk_err je = {0};
 	if (rbk_json_parse(&bundle, b.s ? b.s : "", b.len, &je) < 0 || bundle.t != RBK_V_MAP ||

@@ -121,15 +121,9 @@ static char *cache_file(const char *home, const char *abs)
 /* The facts cached under key, into out["git"]; false when there are none. */
 static bool cache_get(const char *file, const rbk_buf *key, rbk_val *out)
 {
-	FILE *f = fopen(file, "re");
-	if (!f)
-		return false;
 	rbk_buf text = {0};
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && text.len < 65536)
-		rbk_buf_add(&text, chunk, n);
-	fclose(f);
+	if (rbk_buf_read_file(&text, file, 65536) < 0)
+		return false;
 	bool hit = text.len > key->len && !memcmp(text.s, key->s, key->len);
 	rbk_val g = rbk_val_null();
 	if (hit && (rbk_json_parse(&g, text.s + key->len, text.len - key->len, NULL) < 0 || g.t != RBK_V_MAP)) {

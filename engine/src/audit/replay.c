@@ -6,6 +6,7 @@
 #include "base/mem.h"
 #include "runbook/model.h"
 #include "exec/runstate.h"
+#include "store/store.h"
 #include "lang/scope.h"
 
 #include <stdarg.h>
@@ -59,16 +60,8 @@ static int64_t i_in(const rbk_val *m, const char *k, int64_t d)
 	return v && v->t == RBK_V_INT ? v->u.i : d;
 }
 
-static int64_t iso_s(const char *at)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	if (sscanf(at, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) < 6)
-		return 0;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm);
-}
+/* Whole seconds of a stored time, as now() gives them. */
+static int64_t iso_s(const char *at) { return rbk_store_time_ms(at) / 1000; }
 
 static const rbk_state *state(replayer *p, const char *name)
 {

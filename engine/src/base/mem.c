@@ -131,3 +131,16 @@ void rbk_buf_free(rbk_buf *b)
 	b->s = NULL;
 	b->len = b->cap = 0;
 }
+
+int rbk_buf_read_file(rbk_buf *b, const char *path, size_t cap)
+{
+	FILE *f = fopen(path, "rbe");
+	if (!f)
+		return -1;
+	char chunk[4096];
+	size_t n;
+	while ((!cap || b->len < cap) && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		rbk_buf_add(b, chunk, n);
+	fclose(f);
+	return 0;
+}

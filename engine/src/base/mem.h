@@ -38,5 +38,9 @@ void rbk_buf_printf(rbk_buf *b, const char *fmt, ...) __attribute__((format(prin
 /* Hand the buffer's string to the caller (never NULL) and reset the buffer. */
 char *rbk_buf_take(rbk_buf *b);
 void rbk_buf_free(rbk_buf *b);
+/* Append the bytes of the file at path to b, until it holds at least cap
+ * bytes (0: the whole file). Returns 0, or -1 (errno set) when the file
+ * cannot be opened. */
+int rbk_buf_read_file(rbk_buf *b, const char *path, size_t cap);
 
 #endif

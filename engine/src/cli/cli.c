@@ -33,8 +33,7 @@ char *rbk_cli_call_path(const char *file)
 
 static bool looks_like_file(const char *s)
 {
-	size_t n = strlen(s);
-	return strchr(s, '/') || (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
+	return strchr(s, '/') || rbk_check_runbook_file(s);
 }
 
 int rbk_cli_load(rbk_cli_runbook *out, const char *name_or_file, bool check, rbk_diag *d)

@@ -7,6 +7,7 @@
 #include "base/exitcode.h"
 #include "base/mem.h"
 #include "lang/json.h"
+#include "sched/schedule.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -52,17 +53,11 @@ static int print_count(void *ctx, const char *runbook, const char *status, int64
 	return 0;
 }
 
-/* Seconds since 1970 of "2026-11-21T11:44:45.123Z" (-1 if not one). */
+/* Seconds since 1970 of a stored time (-1 if not one). */
 static double iso_seconds(const char *iso)
 {
-	struct tm tm = {0};
-	int ms = 0;
-	if (!iso || sscanf(iso, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-			   &tm.tm_sec, &ms) < 6)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (double)timegm(&tm) + ms / 1000.0;
+	int64_t ms = rbk_store_time_ms(iso);
+	return ms > 0 ? ms / 1000.0 : -1;
 }
 
 static int add_step(void *ctx, const char *runbook, const char *state, const char *status, const char *started,
@@ -216,13 +211,7 @@ static int metrics(int argc, char **argv)
 		fprintf(f, "rbk_verify_last_intact %d\n", found && intact > 0);
 		char *tick = NULL;
 		rbk_store_meta_get(s, "scheduler.last_tick", &tick, &e);
-		double t = tick ? iso_seconds(tick) : -1;
-		if (t < 0 && tick) {
-			/* The tick may be kept without milliseconds. */
-			struct tm tm = {0};
-			if (strptime(tick, "%Y-%m-%dT%H:%M:%SZ", &tm))
-				t = (double)timegm(&tm);
-		}
+		double t = tick ? rbk_sched_parse_iso(tick) / 1000.0 : -1;
 		help(f, "rbk_scheduler_last_tick_timestamp_seconds", "gauge", "The scheduler's last tick (0: never).");
 		fprintf(f, "rbk_scheduler_last_tick_timestamp_seconds %.0f\n", t > 0 ? t : 0);
 		help(f, "rbk_scheduler_lag_seconds", "gauge", "How far the scheduler's last tick is behind now (0: never ticked).");

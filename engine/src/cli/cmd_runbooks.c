@@ -4,7 +4,6 @@
  * page and its launch form are made from. */
 #include "cli/cli.h"
 #include "base/dirlist.h"
-#include "base/dur.h"
 #include "base/exitcode.h"
 #include "base/mem.h"
 #include "lang/json.h"
@@ -17,9 +16,7 @@ static const char *const type_names[] = {"string", "int", "number", "bool", "dur
 
 static bool runbook_file(const char *name)
 {
-	size_t l = strlen(name);
-	return name[0] != '_' && name[0] != '.' &&
-	       ((l > 5 && !strcmp(name + l - 5, ".yaml")) || (l > 4 && !strcmp(name + l - 4, ".yml")));
+	return name[0] != '_' && name[0] != '.' && rbk_check_runbook_file(name);
 }
 
 typedef struct {

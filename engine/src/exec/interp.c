@@ -1544,19 +1544,6 @@ typedef struct {
 	int64_t skip_to; /* events up to this seq are already applied */
 } fold_ctx;
 
-/* "2026-11-21T11:44:45.123Z" -> Unix milliseconds (0 when malformed). */
-static int64_t iso_ms(const char *at)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	int ms = 0;
-	if (sscanf(at, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-		   &tm.tm_sec, &ms) < 6)
-		return 0;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 /* A var computed from a secret was recorded as "***": compute it again,
  * as the run did, from the state of the fold at that event (now() is the
@@ -1625,8 +1612,8 @@ static int fold_event(void *ctx, const rbk_store_event *ev)
 		return 1;
 	}
 	if (!strcmp(ev->kind, "vars_set"))
-		rederive_vars(f->r, &data, iso_ms(ev->at));
-	rbk_rs_apply(&f->r->rs, ev->kind, &data, iso_ms(ev->at));
+		rederive_vars(f->r, &data, rbk_store_time_ms(ev->at));
+	rbk_rs_apply(&f->r->rs, ev->kind, &data, rbk_store_time_ms(ev->at));
 	if (!strcmp(ev->kind, "notified"))
 		note_told(f->r, &data);
 	else

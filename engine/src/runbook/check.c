@@ -457,6 +457,12 @@ static void check_call_params(checker *c, const rbk_state *st, const char *file)
 	rbk_diag_free(&quiet);
 }
 
+bool rbk_check_runbook_file(const char *name)
+{
+	size_t l = strlen(name);
+	return (l > 5 && !strcmp(name + l - 5, ".yaml")) || (l > 4 && !strcmp(name + l - 4, ".yml"));
+}
+
 char *rbk_check_find_runbook(const char *search_path, const char *name)
 {
 	if (!search_path)

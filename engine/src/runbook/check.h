@@ -41,6 +41,8 @@ int rbk_check(const rbk_runbook *rb, const rbk_check_opts *opts, rbk_diag *d);
 /* The same checks for a shared notify file's model (rbk_model_build_notify). */
 int rbk_check_notify(const rbk_runbook *shared, const rbk_check_opts *opts, rbk_diag *d);
 
+/* Whether a file name is a runbook's: it ends in .yaml or .yml. */
+bool rbk_check_runbook_file(const char *name);
 /* Find runbook name on search_path (NAME.yaml or NAME.yml in each
  * directory). Returns a fresh path or NULL. */
 char *rbk_check_find_runbook(const char *search_path, const char *name);

@@ -3,6 +3,7 @@
 #include "base/dirlist.h"
 #include "runbook/load.h"
 #include "base/mem.h"
+#include "runbook/check.h"
 #include "runbook/model.h"
 #include "lang/render.h"
 
@@ -82,12 +83,6 @@ static void add_entries(rbk_sched *s, const char *path, rbk_runbook *rb)
 	}
 }
 
-static bool runbook_file(const char *name)
-{
-	size_t l = strlen(name);
-	return (l > 5 && !strcmp(name + l - 5, ".yaml")) || (l > 4 && !strcmp(name + l - 4, ".yml"));
-}
-
 typedef struct {
 	rbk_sched *s;
 	rbk_diag *d;
@@ -115,7 +110,7 @@ int rbk_sched_load(rbk_sched *s, const char *search_path, rbk_diag *d)
 {
 	memset(s, 0, sizeof s[0]);
 	loading l = {s, d};
-	rbk_dir_each(search_path, runbook_file, load_one, &l);
+	rbk_dir_each(search_path, rbk_check_runbook_file, load_one, &l);
 	return 0;
 }
 

@@ -932,16 +932,10 @@ static void log_error(void *cls, const char *fmt, va_list ap)
 
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
 	rbk_buf b = {0};
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rbk_buf_add(&b, chunk, n);
-	fclose(f);
-	return b.s ? b.s : rbk_xstrdup("");
+	if (rbk_buf_read_file(&b, path, 0) < 0)
+		return NULL;
+	return rbk_buf_take(&b);
 }
 
 /* The companion agent: executes what the console queued or answered on

@@ -283,6 +283,10 @@ int rbk_store_step_times(rbk_store *s,
 				   const char *started_at, const char *ended_at),
 			 void *ctx, rbk_err *err);
 
+/* A time as the store writes it ("2026-11-21T11:44:45.123Z", UTC) in ms
+ * since 1970; 0 when it is not one. */
+int64_t rbk_store_time_ms(const char *at);
+
 /* The store's clock, in ms since 1970 (PostgreSQL's clock_timestamp();
  * SQLite: the host's): what deadlines shared by hosts are measured on. */
 int64_t rbk_store_now_ms(rbk_store *s);
